@@ -1,0 +1,142 @@
+/* Binary elementwise ops with broadcasting: add, sub, mul, div, pow, maximum, minimum, their scalar forms,
+ * and the comparisons. This file is the model for an op family: a shared forward (checks, promotion, kernel
+ * call, record) and one short backward per op written with differentiable ops, each reducing its gradient
+ * to its input's shape with nb_sum_to (the adjoint of broadcasting). */
+#include "autograd_internal.h"
+#include "kernels_binary.h"
+
+#include <math.h>
+
+static nb_tensor *binary(const char *fn, nbi_binary_kind kind, const nbi_op *op, nb_tensor *ah, nb_tensor *bh)
+{
+    nbi_tensor *a0 = nbi_resolve(ah, fn, "a"), *b0 = nbi_resolve(bh, fn, "b");
+    if (!a0 || !b0) return NULL;
+    nb_dtype dt = nbi_promote(a0->dtype, b0->dtype);
+    if ((kind == NBI_DIV || kind == NBI_POW) && !nbi_is_float(dt)) dt = NB_F32; /* true division */
+    else if (dt == NB_BOOL && kind < NBI_EQ) dt = NB_I64;
+    int ndim;
+    int64_t shape[NB_MAX_DIMS];
+    if (!nbi_broadcast_shape(fn, a0->ndim, a0->shape, b0->ndim, b0->shape, &ndim, shape)) return NULL;
+    /* Inputs of another dtype are converted by a recorded op, so their gradients flow back in their own dtype. */
+    nbi_tensor *a = a0->dtype == dt ? a0 : nbi_peek(nb_to_dtype(ah, dt));
+    nbi_tensor *b = b0->dtype == dt ? b0 : nbi_peek(nb_to_dtype(bh, dt));
+    nb_tensor *result = NULL;
+    if (a && b) {
+        nbi_tensor *out = nbi_tensor_new(kind >= NBI_EQ ? NB_BOOL : dt, ndim, shape, fn);
+        if (out) nbi_binary_kernel(kind, out, a, b);
+        nbi_tensor *in[2] = {a, b};
+        result = op ? nbi_record(out, op, 2, in, NULL, 0) : nbi_handle(out);
+    }
+    nbi_drop_temp(a, a0);
+    nbi_drop_temp(b, b0);
+    return result;
+}
+
+/* t (op) s with s made a 0-d tensor of t's dtype (f32 when t is integral and s is not). */
+static nb_tensor *with_scalar(const char *fn, nbi_binary_kind kind, const nbi_op *op, nb_tensor *th, double s,
+                              bool scalar_first)
+{
+    nbi_tensor *t = nbi_resolve(th, fn, "tensor");
+    if (!t) return NULL;
+    nb_dtype dt = (nbi_is_float(t->dtype) || s == floor(s)) ? t->dtype : NB_F32;
+    nb_tensor *sh = nb_scalar(s, dt);
+    if (!sh) return NULL;
+    nb_tensor *r = scalar_first ? binary(fn, kind, op, sh, th) : binary(fn, kind, op, th, sh);
+    nb_free(sh); /* the result's record holds its own reference */
+    return r;
+}
+
+/* Gradient for input i: g reduced to that input's shape. */
+static nb_tensor *to_input(nbi_tensor *out, int i, nb_tensor *g)
+{
+    const nbi_tensor *in = out->inputs[i];
+    return nb_sum_to(g, in->ndim, in->shape);
+}
+
+/* d(a+b) = (g, g) */
+static void add_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, g);
+    if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, g);
+}
+/* d(a-b) = (g, -g) */
+static void sub_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, g);
+    if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_neg(g));
+}
+/* d(ab) = (g b, g a) */
+static void mul_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_mul(g, nbi_in(out, 1)));
+    if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_mul(g, nbi_in(out, 0)));
+}
+/* d(a/b) = (g / b, -g a / b^2) */
+static void div_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *a = nbi_in(out, 0), *b = nbi_in(out, 1);
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_div(g, b));
+    if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_neg(nb_div(nb_mul(g, a), nb_mul(b, b))));
+}
+/* d(a^b) = (g b a^(b-1), g a^b log a), the second taken as 0 where a = 0 (as PyTorch does) */
+static void pow_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *a = nbi_in(out, 0), *b = nbi_in(out, 1);
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_mul(g, nb_mul(b, nb_pow(a, nb_sub_scalar(b, 1)))));
+    if (nbi_wants_grad(out, 1)) {
+        nb_tensor *zero_base = nb_eq_scalar(a, 0);
+        nb_tensor *safe_a = nb_masked_fill(a, zero_base, 1.0); /* log(1) = 0 where a = 0 */
+        gin[1] = to_input(out, 1, nb_mul(g, nb_mul(nb_pow(a, b), nb_log(safe_a))));
+    }
+}
+/* d max(a,b) = g to the larger input, split evenly on ties (the mask is a constant) */
+static void extremum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin, nbi_binary_kind wins)
+{
+    nb_tensor *a = nbi_in(out, 0), *b = nbi_in(out, 1);
+    nb_dtype dt = out->dtype;
+    nb_no_grad_begin();
+    nb_tensor *wins_a = nb_to_dtype(wins == NBI_GT ? nb_gt(a, b) : nb_lt(a, b), dt);
+    nb_tensor *ties = nb_mul_scalar(nb_to_dtype(nb_eq(a, b), dt), 0.5);
+    nb_tensor *mask_a = nb_add(wins_a, ties);
+    nb_tensor *mask_b = nb_rsub_scalar(1.0, mask_a);
+    nb_no_grad_end();
+    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_mul(g, mask_a));
+    if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_mul(g, mask_b));
+}
+static void maximum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { extremum_backward(out, g, gin, NBI_GT); }
+static void minimum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { extremum_backward(out, g, gin, NBI_LT); }
+
+static const nbi_op add_op = {"add", add_backward};
+static const nbi_op sub_op = {"sub", sub_backward};
+static const nbi_op mul_op = {"mul", mul_backward};
+static const nbi_op div_op = {"div", div_backward};
+static const nbi_op pow_op = {"pow", pow_backward};
+static const nbi_op maximum_op = {"maximum", maximum_backward};
+static const nbi_op minimum_op = {"minimum", minimum_backward};
+
+nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return binary("nb_add", NBI_ADD, &add_op, a, b); }
+nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b) { return binary("nb_sub", NBI_SUB, &sub_op, a, b); }
+nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b) { return binary("nb_mul", NBI_MUL, &mul_op, a, b); }
+nb_tensor *nb_div(nb_tensor *a, nb_tensor *b) { return binary("nb_div", NBI_DIV, &div_op, a, b); }
+nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b) { return binary("nb_pow", NBI_POW, &pow_op, a, b); }
+nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b) { return binary("nb_maximum", NBI_MAXIMUM, &maximum_op, a, b); }
+nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b) { return binary("nb_minimum", NBI_MINIMUM, &minimum_op, a, b); }
+
+nb_tensor *nb_add_scalar(nb_tensor *t, double s) { return with_scalar("nb_add_scalar", NBI_ADD, &add_op, t, s, false); }
+nb_tensor *nb_sub_scalar(nb_tensor *t, double s) { return with_scalar("nb_sub_scalar", NBI_SUB, &sub_op, t, s, false); }
+nb_tensor *nb_rsub_scalar(double s, nb_tensor *t) { return with_scalar("nb_rsub_scalar", NBI_SUB, &sub_op, t, s, true); }
+nb_tensor *nb_mul_scalar(nb_tensor *t, double s) { return with_scalar("nb_mul_scalar", NBI_MUL, &mul_op, t, s, false); }
+nb_tensor *nb_div_scalar(nb_tensor *t, double s) { return with_scalar("nb_div_scalar", NBI_DIV, &div_op, t, s, false); }
+nb_tensor *nb_rdiv_scalar(double s, nb_tensor *t) { return with_scalar("nb_rdiv_scalar", NBI_DIV, &div_op, t, s, true); }
+nb_tensor *nb_pow_scalar(nb_tensor *t, double p) { return with_scalar("nb_pow_scalar", NBI_POW, &pow_op, t, p, false); }
+nb_tensor *nb_rpow_scalar(double s, nb_tensor *t) { return with_scalar("nb_rpow_scalar", NBI_POW, &pow_op, t, s, true); }
+
+nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b) { return binary("nb_eq", NBI_EQ, NULL, a, b); }
+nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b) { return binary("nb_ne", NBI_NE, NULL, a, b); }
+nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b) { return binary("nb_lt", NBI_LT, NULL, a, b); }
+nb_tensor *nb_le(nb_tensor *a, nb_tensor *b) { return binary("nb_le", NBI_LE, NULL, a, b); }
+nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b) { return binary("nb_gt", NBI_GT, NULL, a, b); }
+nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b) { return binary("nb_ge", NBI_GE, NULL, a, b); }
+nb_tensor *nb_gt_scalar(nb_tensor *t, double s) { return with_scalar("nb_gt_scalar", NBI_GT, NULL, t, s, false); }
+nb_tensor *nb_lt_scalar(nb_tensor *t, double s) { return with_scalar("nb_lt_scalar", NBI_LT, NULL, t, s, false); }
+nb_tensor *nb_eq_scalar(nb_tensor *t, double s) { return with_scalar("nb_eq_scalar", NBI_EQ, NULL, t, s, false); }

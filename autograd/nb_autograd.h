@@ -1,0 +1,257 @@
+/* nabla autograd: the dynamic tape, backward, no-grad mode, gradient checking, and the differentiable ops.
+ *
+ * How it works. Every op below returns a new tensor. When grad mode is on and one of its inputs requires a
+ * gradient, the result records the op and its inputs (the tape is the graph of these records). nb_backward(loss)
+ * sorts the graph reachable from loss topologically (iteratively, so chains of millions of ops are fine; each
+ * node is visited once however many paths reach it) and applies each op's backward formula in reverse order,
+ * summing the gradients of tensors used more than once. Backward formulas are written with these same ops, so
+ * with NB_CREATE_GRAPH the gradient computation is itself recorded and can be differentiated again.
+ *
+ * Ownership: op results follow the memory model of nb_tensor.h (owned by the current scope, or by the caller).
+ * A leaf's gradient (nb_grad) is owned by the leaf: it accumulates across backward calls until nb_zero_grad.
+ *
+ * Errors: ops return NULL and record a message naming the op and the shapes, e.g.
+ *     nb_matmul: shapes (3, 4) and (5, 6) cannot be multiplied: 4 != 5
+ * A NULL input makes an op return NULL without replacing the first message.
+ *
+ * Broadcasting: binary and ternary elementwise ops broadcast with NumPy/PyTorch rules (align shapes at the right;
+ * sizes must be equal or one of them 1). Mixed dtypes promote in the order bool < i64 < f32 < f64.
+ * Gradients flow only into f32 and f64 tensors.
+ *
+ * Adding an op: see docs/adding-an-op.md. In short, one .c file under autograd/ holds the forward (shape checks
+ * and a call to a kernel in tensor/), the backward written with these differentiable ops, and an nbi_op
+ * record; its test in tests/ runs nb_gradcheck and nb_gradgradcheck in f64.
+ */
+#ifndef NABLA_AUTOGRAD_H
+#define NABLA_AUTOGRAD_H
+
+#include "nb_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Gradient state of a tensor
+ * ---------------------------------------------------------------------------------------------- */
+/* Marks a leaf (a tensor not produced by a recorded op) as needing a gradient, or stops it (freezing a
+ * parameter: gradients still flow past it to other inputs). Only f32/f64 tensors can require grad.
+ * Errors: NB_ERR_STATE for a non-leaf, NB_ERR_DTYPE for an integer tensor. */
+NB_API nb_status nb_set_requires_grad(nb_tensor *t, bool requires_grad);
+NB_API bool nb_requires_grad(const nb_tensor *t);
+/* True for tensors not produced by a recorded op. */
+NB_API bool nb_is_leaf(const nb_tensor *t);
+/* Name of the op that produced t ("mul", "matmul", ...), or NULL for a leaf. */
+NB_API const char *nb_grad_fn_name(const nb_tensor *t);
+/* The accumulated gradient of t (same shape and dtype), or NULL when none has been computed (no error is
+ * recorded then). The gradient is owned by t: do not free it; it stays valid until nb_zero_grad(t), the next
+ * backward that replaces it under NB_CREATE_GRAPH, or t's release. */
+NB_API nb_tensor *nb_grad(const nb_tensor *t);
+/* Drops t's gradient (the next backward starts from zero). */
+NB_API nb_status nb_zero_grad(nb_tensor *t);
+/* Asks backward to also store the gradient of a non-leaf t (read it with nb_grad). */
+NB_API nb_status nb_retain_grad(nb_tensor *t);
+/* A new tensor sharing t's storage, not attached to any graph and not requiring grad. */
+NB_API nb_tensor *nb_detach(nb_tensor *t);
+
+/* ------------------------------------------------------------------------------------------------
+ * Backward
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum nb_backward_flags {
+    NB_BACKWARD_DEFAULT = 0,
+    /* Keep the graph so that backward can run through it again. Without it, backward releases each op's
+     * saved inputs as it goes, and a second backward through them fails with NB_ERR_STATE. */
+    NB_RETAIN_GRAPH = 1,
+    /* Record the gradient computation itself (implies NB_RETAIN_GRAPH), for gradients of gradients. */
+    NB_CREATE_GRAPH = 2
+} nb_backward_flags;
+
+/* Backward from a tensor with one element (seeded with 1): accumulates d root / d leaf into nb_grad(leaf) for
+ * every leaf that requires grad. Errors: NB_ERR_SHAPE when root has more than one element, NB_ERR_STATE when
+ * root does not require grad, when the graph was already released, or when an input of a recorded op was
+ * modified in place after it was used. */
+NB_API nb_status nb_backward(nb_tensor *root);
+/* Backward seeded with grad_root (same shape as root; NULL means ones for a one-element root). */
+NB_API nb_status nb_backward_ex(nb_tensor *root, const nb_tensor *grad_root, nb_backward_flags flags);
+/* Like torch.autograd.grad: computes d root / d inputs[i] (seeded with grad_root, NULL = ones for a one-element
+ * root) into grads_out[i] without touching any tensor's accumulated gradient. grads_out[i] is a new tensor
+ * owned like any op result, or a tensor of zeros when root does not depend on inputs[i]. */
+NB_API nb_status nb_grad_of(nb_tensor *root, const nb_tensor *grad_root, int n, nb_tensor *const *inputs,
+                            nb_tensor **grads_out, nb_backward_flags flags);
+
+/* No-grad mode, per thread and nestable: while it is on, ops record nothing. */
+NB_API void nb_no_grad_begin(void);
+NB_API void nb_no_grad_end(void);
+NB_API bool nb_is_grad_enabled(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Gradient checking: the way to test a new op.
+ * f maps the inputs to one output tensor of any shape; the inputs must be f64 leaves requiring grad.
+ * nb_gradcheck compares the full Jacobian from backward with central finite differences; on a mismatch it
+ * returns NB_ERR_GRADCHECK and the message names the input, element index, output element, analytical and
+ * numerical values. nb_gradgradcheck does the same for the gradient of (a random projection of) the first
+ * derivatives, computed with NB_CREATE_GRAPH.
+ * ---------------------------------------------------------------------------------------------- */
+typedef nb_tensor *(*nb_function)(nb_tensor *const *inputs, void *user_data);
+typedef struct nb_gradcheck_options {
+    double eps;  /* finite-difference step; default 1e-6 */
+    double atol; /* absolute tolerance; default 1e-5 */
+    double rtol; /* relative tolerance; default 1e-3 */
+} nb_gradcheck_options;
+NB_API nb_status nb_gradcheck(nb_function f, void *user_data, int n, nb_tensor *const *inputs,
+                              const nb_gradcheck_options *options /* NULL for defaults */);
+NB_API nb_status nb_gradgradcheck(nb_function f, void *user_data, int n, nb_tensor *const *inputs,
+                                  const nb_gradcheck_options *options);
+
+/* ------------------------------------------------------------------------------------------------
+ * Elementwise binary ops (broadcasting; result dtype by promotion)
+ * ---------------------------------------------------------------------------------------------- */
+NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);     /* a + b */
+NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);     /* a - b */
+NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);     /* a * b */
+NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);     /* a / b */
+NB_API nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);     /* a ^ b; d/db = a^b log a (taken as 0 where a = 0) */
+NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b); /* max(a, b); on ties the gradient is split evenly */
+NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b); /* min(a, b); on ties the gradient is split evenly */
+
+/* Scalar forms (the scalar does not change the dtype of t). */
+NB_API nb_tensor *nb_add_scalar(nb_tensor *t, double s);  /* t + s */
+NB_API nb_tensor *nb_sub_scalar(nb_tensor *t, double s);  /* t - s */
+NB_API nb_tensor *nb_rsub_scalar(double s, nb_tensor *t); /* s - t */
+NB_API nb_tensor *nb_mul_scalar(nb_tensor *t, double s);  /* t * s */
+NB_API nb_tensor *nb_div_scalar(nb_tensor *t, double s);  /* t / s */
+NB_API nb_tensor *nb_rdiv_scalar(double s, nb_tensor *t); /* s / t */
+NB_API nb_tensor *nb_pow_scalar(nb_tensor *t, double p);  /* t ^ p */
+NB_API nb_tensor *nb_rpow_scalar(double s, nb_tensor *t); /* s ^ t */
+
+/* Comparisons (broadcasting, no gradient): bool tensors of 0/1. */
+NB_API nb_tensor *nb_eq(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ne(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_gt_scalar(nb_tensor *t, double s);
+NB_API nb_tensor *nb_lt_scalar(nb_tensor *t, double s);
+NB_API nb_tensor *nb_eq_scalar(nb_tensor *t, double s);
+
+/* ------------------------------------------------------------------------------------------------
+ * Elementwise unary ops (f32/f64; same shape as the input)
+ * ---------------------------------------------------------------------------------------------- */
+NB_API nb_tensor *nb_neg(nb_tensor *t);        /* -t */
+NB_API nb_tensor *nb_exp(nb_tensor *t);        /* e^t */
+NB_API nb_tensor *nb_log(nb_tensor *t);        /* ln t */
+NB_API nb_tensor *nb_sqrt(nb_tensor *t);       /* sqrt(t) */
+NB_API nb_tensor *nb_rsqrt(nb_tensor *t);      /* 1 / sqrt(t) */
+NB_API nb_tensor *nb_square(nb_tensor *t);     /* t^2 */
+NB_API nb_tensor *nb_reciprocal(nb_tensor *t); /* 1 / t */
+NB_API nb_tensor *nb_abs(nb_tensor *t);        /* |t|; gradient sign(t), 0 at 0 */
+NB_API nb_tensor *nb_sin(nb_tensor *t);
+NB_API nb_tensor *nb_cos(nb_tensor *t);
+NB_API nb_tensor *nb_tanh(nb_tensor *t);
+NB_API nb_tensor *nb_sigmoid(nb_tensor *t);    /* 1 / (1 + e^-t), stable for large |t| */
+NB_API nb_tensor *nb_relu(nb_tensor *t);       /* max(t, 0); gradient 0 at 0 */
+NB_API nb_tensor *nb_leaky_relu(nb_tensor *t, double negative_slope); /* t if t > 0 else slope * t */
+NB_API nb_tensor *nb_elu(nb_tensor *t, double alpha);                 /* t if t > 0 else alpha (e^t - 1) */
+/* gelu(t) = t Phi(t) with Phi the standard normal CDF (erf form), or with approximate = true the tanh form
+ * 0.5 t (1 + tanh(sqrt(2/pi) (t + 0.044715 t^3))). */
+NB_API nb_tensor *nb_gelu(nb_tensor *t, bool approximate);
+NB_API nb_tensor *nb_silu(nb_tensor *t);       /* t sigmoid(t) */
+/* softplus(t) = log(1 + e^(beta t)) / beta, and t itself where beta t > threshold (PyTorch: beta 1, threshold 20). */
+NB_API nb_tensor *nb_softplus(nb_tensor *t, double beta, double threshold);
+/* clamp(t, lo, hi); pass -INFINITY or INFINITY for no bound. Gradient 1 inside [lo, hi], 0 outside. */
+NB_API nb_tensor *nb_clamp(nb_tensor *t, double lo, double hi);
+
+/* ------------------------------------------------------------------------------------------------
+ * Reductions. (ndims, dims) lists the dims to reduce; ndims = 0 (dims NULL) reduces over all elements.
+ * keepdim keeps reduced dims with size 1. Dims may be negative; repeated dims are an error.
+ * ---------------------------------------------------------------------------------------------- */
+NB_API nb_tensor *nb_sum(nb_tensor *t, int ndims, const int *dims, bool keepdim);
+NB_API nb_tensor *nb_mean(nb_tensor *t, int ndims, const int *dims, bool keepdim);
+/* Variance and standard deviation; unbiased divides by N - 1 (PyTorch's default) instead of N. */
+NB_API nb_tensor *nb_var(nb_tensor *t, int ndims, const int *dims, bool unbiased, bool keepdim);
+NB_API nb_tensor *nb_std(nb_tensor *t, int ndims, const int *dims, bool unbiased, bool keepdim);
+/* log(sum(exp(t))) computed stably. */
+NB_API nb_tensor *nb_logsumexp(nb_tensor *t, int ndims, const int *dims, bool keepdim);
+/* Largest / smallest element over all of t (0-d). The gradient is split evenly among ties. */
+NB_API nb_tensor *nb_max(nb_tensor *t);
+NB_API nb_tensor *nb_min(nb_tensor *t);
+/* Largest / smallest along dim, and (when indices is not NULL) the i64 index of the first such element in
+ * *indices (a new tensor). The gradient flows to that index. */
+NB_API nb_tensor *nb_max_dim(nb_tensor *t, int dim, bool keepdim, nb_tensor **indices);
+NB_API nb_tensor *nb_min_dim(nb_tensor *t, int dim, bool keepdim, nb_tensor **indices);
+/* Index (i64) of the first largest / smallest element along dim. No gradient. */
+NB_API nb_tensor *nb_argmax(nb_tensor *t, int dim, bool keepdim);
+NB_API nb_tensor *nb_argmin(nb_tensor *t, int dim, bool keepdim);
+/* Sums t down to `shape`, the inverse of broadcasting (used by the backward of broadcasting ops). */
+NB_API nb_tensor *nb_sum_to(nb_tensor *t, int ndim, const int64_t *shape);
+
+/* softmax(t)_i = e^(t_i - max) / sum_j e^(t_j - max) along dim; log_softmax = t - logsumexp(t). Stable for
+ * logits of any magnitude. */
+NB_API nb_tensor *nb_softmax(nb_tensor *t, int dim);
+NB_API nb_tensor *nb_log_softmax(nb_tensor *t, int dim);
+
+/* ------------------------------------------------------------------------------------------------
+ * Matrix product with torch.matmul semantics:
+ *  (n)·(n) -> ();  (m,n)·(n) -> (m);  (n)·(n,p) -> (p);  (m,n)·(n,p) -> (m,p);
+ *  (...,m,n)·(...,n,p) -> (...,m,p) with the batch dims (...) broadcast; a 1-d operand is promoted to a
+ *  matrix and the added dim removed from the result.
+ * ---------------------------------------------------------------------------------------------- */
+NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+
+/* ------------------------------------------------------------------------------------------------
+ * Shape ops. Views share storage with their input (writes through one are visible in the other);
+ * the others copy. All are differentiable.
+ * ---------------------------------------------------------------------------------------------- */
+/* New shape with the same number of elements; one entry may be -1 (inferred). A view when the strides allow
+ * it, else a copy. */
+NB_API nb_tensor *nb_reshape(nb_tensor *t, int ndim, const int64_t *shape);
+/* Like reshape but never copies: NB_ERR_SHAPE when the strides do not allow a view. */
+NB_API nb_tensor *nb_view(nb_tensor *t, int ndim, const int64_t *shape);
+/* Merges dims start..end (inclusive) into one. View when possible. */
+NB_API nb_tensor *nb_flatten(nb_tensor *t, int start_dim, int end_dim);
+/* View with dims d0 and d1 swapped. */
+NB_API nb_tensor *nb_transpose(nb_tensor *t, int d0, int d1);
+/* View with dims reordered: result dim i is input dim dims[i]; ndims must equal nb_ndim(t). */
+NB_API nb_tensor *nb_permute(nb_tensor *t, int ndims, const int *dims);
+/* View broadcasting size-1 dims to `shape` (new leading dims allowed; -1 keeps a size). */
+NB_API nb_tensor *nb_expand(nb_tensor *t, int ndim, const int64_t *shape);
+/* View without dim `dim` (which must have size 1). */
+NB_API nb_tensor *nb_squeeze(nb_tensor *t, int dim);
+/* View with a new size-1 dim at position dim (in 0..ndim; negative counts from ndim+1). */
+NB_API nb_tensor *nb_unsqueeze(nb_tensor *t, int dim);
+/* View of elements start..start+length-1 along dim; errors when out of range. */
+NB_API nb_tensor *nb_narrow(nb_tensor *t, int dim, int64_t start, int64_t length);
+/* View of start:end:step along dim, with Python slicing rules for negative and out-of-range bounds; step > 0. */
+NB_API nb_tensor *nb_slice(nb_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+/* Contiguous copy (or t itself, as a new handle sharing storage, when already contiguous). */
+NB_API nb_tensor *nb_contiguous(nb_tensor *t);
+/* Always a new contiguous copy. */
+NB_API nb_tensor *nb_clone(nb_tensor *t);
+/* Converted copy (differentiable between f32 and f64). */
+NB_API nb_tensor *nb_to_dtype(nb_tensor *t, nb_dtype dtype);
+/* Concatenation of n tensors along an existing dim; all other sizes must match. */
+NB_API nb_tensor *nb_cat(int n, nb_tensor *const *tensors, int dim);
+/* Stacking of n same-shape tensors along a new dim. */
+NB_API nb_tensor *nb_stack(int n, nb_tensor *const *tensors, int dim);
+
+/* ------------------------------------------------------------------------------------------------
+ * Indexing ops (index tensors are i64; out-of-range indices are errors naming the index and the size)
+ * ---------------------------------------------------------------------------------------------- */
+/* Rows of t along dim picked by a 1-d index: result size along dim is numel(index). */
+NB_API nb_tensor *nb_index_select(nb_tensor *t, int dim, nb_tensor *index);
+/* out[i][j] = t[index[i][j]][j] for dim 0 (and so on): index has t's ndim; result has index's shape. */
+NB_API nb_tensor *nb_gather(nb_tensor *t, int dim, nb_tensor *index);
+/* Copy of t with src added at the positions index names along dim (index and src have the same shape). */
+NB_API nb_tensor *nb_scatter_add(nb_tensor *t, int dim, nb_tensor *index, nb_tensor *src);
+/* Rows of weight (num, dim) picked by an i64 tensor of any shape: result shape index.shape + (dim). */
+NB_API nb_tensor *nb_embedding(nb_tensor *weight, nb_tensor *indices);
+/* cond ? a : b elementwise, broadcasting all three; cond is any dtype, nonzero meaning true. */
+NB_API nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b);
+/* Copy of t with value where mask (broadcast to t's shape) is nonzero. */
+NB_API nb_tensor *nb_masked_fill(nb_tensor *t, nb_tensor *mask, double value);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,10 @@
+/* nabla: a reverse-mode autograd tensor engine in C11. Include this one header.
+ *   nb_tensor.h   tensors, memory scopes, errors, creation, printing, random numbers
+ *   nb_autograd.h the tape, backward, gradient checking and the differentiable ops */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include "nb_tensor.h"
+#include "nb_autograd.h"
+
+#endif

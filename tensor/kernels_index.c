@@ -1,0 +1,2 @@
+/* placeholder: filled by its op family */
+#include "internal.h"
