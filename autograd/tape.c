@@ -251,6 +251,9 @@ static nb_status topo_sort(const char *fn, nbi_tensor *root, growable *order)
             st = NB_ERR_NOMEM;
             break;
         }
+        /* Held until backward ends: releasing one node's graph may drop the last other reference to a node
+         * still waiting its turn (a result whose scope has ended, kept alive only by its consumer). */
+        nbi_retain(t);
     }
     grow_free(&stack);
     return st;
@@ -326,15 +329,14 @@ static int capture_index(const capture *c, const nbi_tensor *t)
 
 static nb_status capture_add(capture *c, int k, nbi_tensor *g)
 {
-    if (!c->grads[k]) {
-        nbi_retain(g);
-        c->grads[k] = g;
-        return NB_OK;
-    }
-    nbi_tensor *sum = nbi_peek(nb_add(nbi_handle(c->grads[k]), nbi_handle(g)));
-    if (!sum) return nb_last_status();
+    nbi_tensor *sum = g;
+    if (c->grads[k] && !(sum = nbi_peek(nb_add(nbi_handle(c->grads[k]), nbi_handle(g))))) return nb_last_status();
+    /* The caller will be handed this tensor: a sum whose scope already ended (a finished node's) is replaced
+     * by a live alias, and one in the current node's scope moves out to backward's own scope. */
+    if (sum->state != NBI_LIVE && !(sum = nbi_peek(nbi_alias(sum, "nb_grad_of")))) return nb_last_status();
+    if (nbi_in_innermost_scope(sum)) nbi_keep(sum);
     nbi_retain(sum);
-    nbi_release(c->grads[k]);
+    if (c->grads[k]) nbi_release(c->grads[k]);
     c->grads[k] = sum;
     return NB_OK;
 }
@@ -378,6 +380,13 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
                               fn, j, node->op->name, nbi_shape_fmt(b, in->ndim, in->shape));
             }
         }
+        /* Each node's temporaries live in a scope of their own: what the inputs still need is held by their
+         * pending sums (references), everything else is freed as soon as the node is done. */
+        if (st == NB_OK) st = nbi_scope_begin();
+        if (st != NB_OK) {
+            nbi_release(g);
+            break;
+        }
         nb_tensor *grad_in[NBI_INLINE_INPUTS];
         nb_tensor **gin = grad_in;
         if (st == NB_OK && node->n_inputs > NBI_INLINE_INPUTS) {
@@ -401,6 +410,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         }
         if (gin != grad_in) nbi_free(gin, (size_t)node->n_inputs * sizeof *gin);
         nbi_release(g);
+        nbi_scope_end();
         if (st == NB_OK && !retain) release_graph(node);
     }
     /* On failure, drop the sums still waiting in unprocessed nodes. */
@@ -409,6 +419,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         if (node->pending_grad) nbi_release(node->pending_grad);
         node->pending_grad = NULL;
     }
+    for (size_t j = order.n; j > 0; j--) nbi_release(nodes[j - 1]);
     grow_free(&order);
     return st;
 }
