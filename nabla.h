@@ -1,10 +1,14 @@
 /* nabla: a reverse-mode autograd tensor engine in C11. Include this one header.
  *   nb_tensor.h   tensors, memory scopes, errors, creation, printing, random numbers
- *   nb_autograd.h the tape, backward, gradient checking and the differentiable ops */
+ *   nb_autograd.h the tape, backward, gradient checking and the differentiable ops
+ *   nb_nn.h       parameter lists, modules, layers, initializers, losses, safetensors checkpoints
+ *   nb_optim.h    optimizers, learning-rate schedules, gradient clipping, early stopping */
 #ifndef NABLA_H
 #define NABLA_H
 
 #include "nb_tensor.h"
 #include "nb_autograd.h"
+#include "nb_nn.h"
+#include "nb_optim.h"
 
 #endif

@@ -136,7 +136,11 @@ NB_API nb_tensor *nb_lt_scalar(nb_tensor *t, double s);
 NB_API nb_tensor *nb_eq_scalar(nb_tensor *t, double s);
 
 /* ------------------------------------------------------------------------------------------------
- * Elementwise unary ops (f32/f64; same shape as the input)
+ * Elementwise unary ops: a new contiguous tensor of the input's shape and dtype.
+ * nb_neg, nb_abs, nb_square and nb_relu also take i64 (integer arithmetic, wrapping on overflow); every other op
+ * needs f32 or f64 and fails with NB_ERR_DTYPE on i64 and bool, where PyTorch would promote to float: convert
+ * explicitly with nb_to_dtype. Derivatives at kinks follow PyTorch (relu'(0) = abs'(0) = 0, leaky_relu'(0) = slope,
+ * elu'(0) = alpha). A NaN scalar parameter is NB_ERR_VALUE.
  * ---------------------------------------------------------------------------------------------- */
 NB_API nb_tensor *nb_neg(nb_tensor *t);        /* -t */
 NB_API nb_tensor *nb_exp(nb_tensor *t);        /* e^t */
@@ -157,9 +161,11 @@ NB_API nb_tensor *nb_elu(nb_tensor *t, double alpha);                 /* t if t 
  * 0.5 t (1 + tanh(sqrt(2/pi) (t + 0.044715 t^3))). */
 NB_API nb_tensor *nb_gelu(nb_tensor *t, bool approximate);
 NB_API nb_tensor *nb_silu(nb_tensor *t);       /* t sigmoid(t) */
-/* softplus(t) = log(1 + e^(beta t)) / beta, and t itself where beta t > threshold (PyTorch: beta 1, threshold 20). */
+/* softplus(t) = log(1 + e^(beta t)) / beta, and t itself where beta t > threshold (PyTorch: beta 1, threshold 20).
+ * NB_ERR_VALUE when beta is 0 or not finite, or threshold is NaN. */
 NB_API nb_tensor *nb_softplus(nb_tensor *t, double beta, double threshold);
-/* clamp(t, lo, hi); pass -INFINITY or INFINITY for no bound. Gradient 1 inside [lo, hi], 0 outside. */
+/* clamp(t, lo, hi); pass -INFINITY or INFINITY for no bound. Gradient 1 inside [lo, hi], 0 outside.
+ * lo > hi gives hi everywhere (as torch.clamp); NaN bounds are NB_ERR_VALUE. */
 NB_API nb_tensor *nb_clamp(nb_tensor *t, double lo, double hi);
 
 /* ------------------------------------------------------------------------------------------------
@@ -196,6 +202,9 @@ NB_API nb_tensor *nb_log_softmax(nb_tensor *t, int dim);
  *  (n)·(n) -> ();  (m,n)·(n) -> (m);  (n)·(n,p) -> (p);  (m,n)·(n,p) -> (m,p);
  *  (...,m,n)·(...,n,p) -> (...,m,p) with the batch dims (...) broadcast; a 1-d operand is promoted to a
  *  matrix and the added dim removed from the result.
+ * f32 and f64 (mixed: promoted to f64, gradients flow back in each input's dtype); f32 accumulates in f32,
+ * as BLAS does. Errors: NB_ERR_SHAPE for a 0-d operand, inner sizes that differ or batch dims that do not
+ * broadcast; NB_ERR_DTYPE for integer or bool operands.
  * ---------------------------------------------------------------------------------------------- */
 NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
 
@@ -204,7 +213,8 @@ NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
  * the others copy. All are differentiable.
  * ---------------------------------------------------------------------------------------------- */
 /* New shape with the same number of elements; one entry may be -1 (inferred). A view when the strides allow
- * it, else a copy. */
+ * it (PyTorch's rule: dims that are contiguous with each other may be split and merged), else a copy.
+ * NB_ERR_SHAPE, naming both shapes, when the sizes do not fit (or a -1 sits next to a 0, which is ambiguous). */
 NB_API nb_tensor *nb_reshape(nb_tensor *t, int ndim, const int64_t *shape);
 /* Like reshape but never copies: NB_ERR_SHAPE when the strides do not allow a view. */
 NB_API nb_tensor *nb_view(nb_tensor *t, int ndim, const int64_t *shape);
@@ -216,13 +226,16 @@ NB_API nb_tensor *nb_transpose(nb_tensor *t, int d0, int d1);
 NB_API nb_tensor *nb_permute(nb_tensor *t, int ndims, const int *dims);
 /* View broadcasting size-1 dims to `shape` (new leading dims allowed; -1 keeps a size). */
 NB_API nb_tensor *nb_expand(nb_tensor *t, int ndim, const int64_t *shape);
-/* View without dim `dim` (which must have size 1). */
+/* View without dim `dim`, which must have size 1 (NB_ERR_SHAPE otherwise, where PyTorch would do nothing).
+ * A 0-d tensor squeezes to itself (dim 0 or -1). */
 NB_API nb_tensor *nb_squeeze(nb_tensor *t, int dim);
 /* View with a new size-1 dim at position dim (in 0..ndim; negative counts from ndim+1). */
 NB_API nb_tensor *nb_unsqueeze(nb_tensor *t, int dim);
-/* View of elements start..start+length-1 along dim; errors when out of range. */
+/* View of elements start..start+length-1 along dim. start may be negative (counted from the end); NB_ERR_INDEX
+ * when start is outside -size..size or start + length > size, NB_ERR_VALUE for a negative length. */
 NB_API nb_tensor *nb_narrow(nb_tensor *t, int dim, int64_t start, int64_t length);
-/* View of start:end:step along dim, with Python slicing rules for negative and out-of-range bounds; step > 0. */
+/* View of start:end:step along dim, with Python slicing rules for negative and out-of-range bounds (pass
+ * INT64_MAX as end for "to the end"); step > 0, else NB_ERR_ARG. */
 NB_API nb_tensor *nb_slice(nb_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
 /* Contiguous copy (or t itself, as a new handle sharing storage, when already contiguous). */
 NB_API nb_tensor *nb_contiguous(nb_tensor *t);
@@ -230,9 +243,10 @@ NB_API nb_tensor *nb_contiguous(nb_tensor *t);
 NB_API nb_tensor *nb_clone(nb_tensor *t);
 /* Converted copy (differentiable between f32 and f64). */
 NB_API nb_tensor *nb_to_dtype(nb_tensor *t, nb_dtype dtype);
-/* Concatenation of n tensors along an existing dim; all other sizes must match. */
+/* Concatenation of n >= 1 tensors along an existing dim (a copy); all other sizes must match. Mixed dtypes
+ * promote. As in PyTorch, 1-d empty tensors (shape (0)) are skipped whatever the others' rank. */
 NB_API nb_tensor *nb_cat(int n, nb_tensor *const *tensors, int dim);
-/* Stacking of n same-shape tensors along a new dim. */
+/* Stacking of n >= 1 same-shape tensors along a new dim (0..ndim; negative counts from ndim+1). */
 NB_API nb_tensor *nb_stack(int n, nb_tensor *const *tensors, int dim);
 
 /* ------------------------------------------------------------------------------------------------
@@ -240,9 +254,12 @@ NB_API nb_tensor *nb_stack(int n, nb_tensor *const *tensors, int dim);
  * ---------------------------------------------------------------------------------------------- */
 /* Rows of t along dim picked by a 1-d index: result size along dim is numel(index). */
 NB_API nb_tensor *nb_index_select(nb_tensor *t, int dim, nb_tensor *index);
-/* out[i][j] = t[index[i][j]][j] for dim 0 (and so on): index has t's ndim; result has index's shape. */
+/* out[i][j] = t[index[i][j]][j] for dim 0 (and so on): index has t's ndim and index.size(d) <= t.size(d) for
+ * d != dim; result has index's shape. */
 NB_API nb_tensor *nb_gather(nb_tensor *t, int dim, nb_tensor *index);
-/* Copy of t with src added at the positions index names along dim (index and src have the same shape). */
+/* Copy of t with src added at the positions index names along dim: out[index[i][j]][j] += src[i][j] for dim 0
+ * (repeated indices accumulate). index, src and t have the same ndim; index.size(d) <= src.size(d) for every d
+ * (only that leading part of src is used) and <= t.size(d) for d != dim; src has t's dtype (f32, f64 or i64). */
 NB_API nb_tensor *nb_scatter_add(nb_tensor *t, int dim, nb_tensor *index, nb_tensor *src);
 /* Rows of weight (num, dim) picked by an i64 tensor of any shape: result shape index.shape + (dim). */
 NB_API nb_tensor *nb_embedding(nb_tensor *weight, nb_tensor *indices);

@@ -1,117 +1,260 @@
-/* Stubs until this op family lands: each reports that it is not implemented yet. */
-#include "internal.h"
-#include "nb_autograd.h"
+/* Unary elementwise ops and activations. One shared forward (checks, kernel call, record with the op's scalar
+ * parameters as ctx) and one short backward per op, written with differentiable ops so that double backward
+ * works. Where the derivative is a function of the result (exp, tanh, sigmoid, ...), backward uses the result
+ * itself; piecewise ops multiply by a constant mask built from comparisons, with PyTorch's choice at kinks. */
+#include "autograd_internal.h"
+#include "kernels_unary.h"
 
-nb_tensor * nb_neg(nb_tensor *t)
+#include <float.h>
+#include <math.h>
+
+static nb_tensor *unary(const char *fn, nbi_unary_kind kind, const nbi_op *op, nb_tensor *h, double a, double b)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_neg: not implemented yet");
+    nbi_tensor *t = nbi_resolve(h, fn, "tensor");
+    if (!t) return NULL;
+    if (!nbi_unary_supported(kind, t->dtype)) {
+        char s[NBI_SHAPE_STR];
+        return nbi_error(NB_ERR_DTYPE, "%s: tensor of shape %s has dtype %s; expected %s", fn,
+                         nbi_shape_fmt(s, t->ndim, t->shape), nb_dtype_name(t->dtype),
+                         nbi_unary_supported(kind, NB_I64) ? "f32, f64 or i64"
+                                                           : "f32 or f64 (convert with nb_to_dtype)");
+    }
+    nbi_unary_params params = {a, b};
+    nbi_tensor *out = nbi_tensor_new_like(t, t->dtype, fn);
+    if (out) nbi_unary_kernel(kind, out, t, &params);
+    return nbi_record(out, op, 1, &t, &params, sizeof params);
 }
 
-nb_tensor * nb_exp(nb_tensor *t)
+static nb_tensor *x_of(const nbi_tensor *out) { return nbi_in(out, 0); }
+static nb_tensor *y_of(const nbi_tensor *out) { return nbi_handle(out); }
+static const nbi_unary_params *params_of(const nbi_tensor *out) { return nbi_ctx(out); }
+
+/* A comparison result as a constant mask of out's dtype. */
+static nb_tensor *mask(nb_tensor *bool_mask, const nbi_tensor *out) { return nb_to_dtype(bool_mask, out->dtype); }
+/* A parameter as a 0-d tensor of out's dtype, rounded as the kernel rounds it (beyond the f32 range: infinite),
+ * so that masks agree with the forward's comparisons. */
+static nb_tensor *scalar_like(double v, const nbi_tensor *out)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_exp: not implemented yet");
+    if (out->dtype == NB_F32 && isfinite(v) && fabs(v) > FLT_MAX) v = copysign(INFINITY, v);
+    return nb_scalar(v, out->dtype);
 }
 
-nb_tensor * nb_log(nb_tensor *t)
+/* ---- powers and their inverses ---- */
+static void neg_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { (void)out; gin[0] = nb_neg(g); }
+/* d e^x = e^x */
+static void exp_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { gin[0] = nb_mul(g, y_of(out)); }
+/* d ln x = 1/x */
+static void log_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { gin[0] = nb_div(g, x_of(out)); }
+/* d sqrt(x) = 1 / (2 sqrt(x)) */
+static void sqrt_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_log: not implemented yet");
+    gin[0] = nb_div(g, nb_mul_scalar(y_of(out), 2));
+}
+/* d x^-1/2 = -x^-3/2 / 2 = -y^3 / 2 */
+static void rsqrt_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *y = y_of(out);
+    gin[0] = nb_mul(g, nb_mul_scalar(nb_mul(y, nb_square(y)), -0.5));
+}
+/* d x^2 = 2x */
+static void square_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    gin[0] = nb_mul(g, nb_mul_scalar(x_of(out), 2));
+}
+/* d 1/x = -1/x^2 = -y^2 */
+static void reciprocal_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    gin[0] = nb_neg(nb_mul(g, nb_square(y_of(out))));
+}
+/* d |x| = sign(x), 0 at 0 */
+static void abs_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *x = x_of(out);
+    nb_no_grad_begin();
+    nb_tensor *sign = nb_sub(mask(nb_gt_scalar(x, 0), out), mask(nb_lt_scalar(x, 0), out));
+    nb_no_grad_end();
+    gin[0] = nb_mul(g, sign);
 }
 
-nb_tensor * nb_sqrt(nb_tensor *t)
+/* ---- trigonometric and hyperbolic ---- */
+static void sin_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { gin[0] = nb_mul(g, nb_cos(x_of(out))); }
+static void cos_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_sqrt: not implemented yet");
+    gin[0] = nb_neg(nb_mul(g, nb_sin(x_of(out))));
+}
+/* d tanh = 1 - tanh^2 */
+static void tanh_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    gin[0] = nb_mul(g, nb_rsub_scalar(1, nb_square(y_of(out))));
+}
+/* d sigmoid = sigmoid (1 - sigmoid) */
+static void sigmoid_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *y = y_of(out);
+    gin[0] = nb_mul(g, nb_mul(y, nb_rsub_scalar(1, y)));
 }
 
-nb_tensor * nb_rsqrt(nb_tensor *t)
+/* ---- piecewise activations ---- */
+/* 1 where x > 0: relu'(0) = 0 as in PyTorch */
+static void relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_rsqrt: not implemented yet");
+    nb_no_grad_begin();
+    nb_tensor *m = mask(nb_gt_scalar(x_of(out), 0), out);
+    nb_no_grad_end();
+    gin[0] = nb_mul(g, m);
+}
+/* 1 where x > 0, slope elsewhere (PyTorch takes the slope at 0) */
+static void leaky_relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    double slope = params_of(out)->a;
+    nb_no_grad_begin();
+    nb_tensor *m = nb_add_scalar(nb_mul_scalar(mask(nb_gt_scalar(x_of(out), 0), out), 1 - slope), slope);
+    nb_no_grad_end();
+    gin[0] = nb_mul(g, m);
+}
+/* 1 where x > 0, alpha e^x = y + alpha elsewhere (at 0 too, as PyTorch). Using y rather than exp(x) avoids
+ * an infinite e^x times a zero mask for large positive x. */
+static void elu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    double alpha = params_of(out)->a;
+    nb_no_grad_begin();
+    nb_tensor *pos = mask(nb_gt_scalar(x_of(out), 0), out);
+    nb_tensor *neg = nb_rsub_scalar(1, pos);
+    nb_no_grad_end();
+    nb_tensor *slope = nb_add(pos, nb_mul(neg, nb_add_scalar(y_of(out), alpha)));
+    gin[0] = nb_mul(g, slope);
+}
+/* 1 inside [lo, hi] (bounds included, as PyTorch), 0 outside and for NaN */
+static void clamp_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    const nbi_unary_params *p = params_of(out);
+    nb_tensor *x = x_of(out);
+    nb_no_grad_begin();
+    nb_tensor *m = nb_mul(mask(nb_ge(x, scalar_like(p->a, out)), out), mask(nb_le(x, scalar_like(p->b, out)), out));
+    nb_no_grad_end();
+    gin[0] = nb_mul(g, m);
 }
 
-nb_tensor * nb_square(nb_tensor *t)
+/* ---- smooth activations ---- */
+/* erf, internal: the building block of gelu's derivative. d erf(x) = 2/sqrt(pi) e^(-x^2) */
+static void erf_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_square: not implemented yet");
+    nb_tensor *x = x_of(out);
+    gin[0] = nb_mul(g, nb_mul_scalar(nb_exp(nb_neg(nb_square(x))), M_2_SQRTPI));
+}
+static const nbi_op erf_op = {"erf", erf_backward};
+static nb_tensor *erf_(nb_tensor *t) { return unary("nb_gelu", NBI_ERF, &erf_op, t, 0, 0); }
+
+/* d x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x/sqrt 2))/2, phi(x) = e^(-x^2/2)/sqrt(2 pi) */
+static void gelu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *x = x_of(out);
+    nb_tensor *cdf = nb_mul_scalar(nb_add_scalar(erf_(nb_mul_scalar(x, M_SQRT1_2)), 1), 0.5);
+    nb_tensor *pdf = nb_mul_scalar(nb_exp(nb_mul_scalar(nb_square(x), -0.5)), 0.5 * M_2_SQRTPI * M_SQRT1_2);
+    gin[0] = nb_mul(g, nb_add(cdf, nb_mul(x, pdf)));
+}
+/* With u = beta (x + kappa x^3) and t = tanh(u):
+ * d 0.5 x (1 + t) = 0.5 (1 + t) + 0.5 x (1 - t^2) beta (1 + 3 kappa x^2) */
+static void gelu_tanh_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    const double beta = M_SQRT2 * M_2_SQRTPI * 0.5, kappa = 0.044715;
+    nb_tensor *x = x_of(out);
+    nb_tensor *x2 = nb_square(x);
+    nb_tensor *t = nb_tanh(nb_mul_scalar(nb_add(x, nb_mul_scalar(nb_mul(x2, x), kappa)), beta));
+    nb_tensor *left = nb_mul_scalar(nb_add_scalar(t, 1), 0.5);
+    nb_tensor *du = nb_mul_scalar(nb_add_scalar(nb_mul_scalar(x2, 3 * kappa), 1), beta);
+    nb_tensor *right = nb_mul(nb_mul_scalar(x, 0.5), nb_mul(nb_rsub_scalar(1, nb_square(t)), du));
+    gin[0] = nb_mul(g, nb_add(left, right));
+}
+/* d x s(x) = s (1 + x (1 - s)) */
+static void silu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    nb_tensor *x = x_of(out), *s = nb_sigmoid(x);
+    gin[0] = nb_mul(g, nb_mul(s, nb_add_scalar(nb_mul(x, nb_rsub_scalar(1, s)), 1)));
+}
+/* sigmoid(beta x) below the threshold, 1 above it (where the forward is x itself) */
+static void softplus_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    const nbi_unary_params *p = params_of(out);
+    nb_tensor *x = x_of(out);
+    nb_no_grad_begin();
+    nb_tensor *above = mask(nb_gt(nb_mul_scalar(x, p->a), scalar_like(p->b, out)), out);
+    nb_tensor *below = nb_rsub_scalar(1, above);
+    nb_no_grad_end();
+    nb_tensor *slope = nb_add(nb_mul(nb_sigmoid(nb_mul_scalar(x, p->a)), below), above);
+    gin[0] = nb_mul(g, slope);
 }
 
-nb_tensor * nb_reciprocal(nb_tensor *t)
+static const nbi_op neg_op = {"neg", neg_backward};
+static const nbi_op exp_op = {"exp", exp_backward};
+static const nbi_op log_op = {"log", log_backward};
+static const nbi_op sqrt_op = {"sqrt", sqrt_backward};
+static const nbi_op rsqrt_op = {"rsqrt", rsqrt_backward};
+static const nbi_op square_op = {"square", square_backward};
+static const nbi_op reciprocal_op = {"reciprocal", reciprocal_backward};
+static const nbi_op abs_op = {"abs", abs_backward};
+static const nbi_op sin_op = {"sin", sin_backward};
+static const nbi_op cos_op = {"cos", cos_backward};
+static const nbi_op tanh_op = {"tanh", tanh_backward};
+static const nbi_op sigmoid_op = {"sigmoid", sigmoid_backward};
+static const nbi_op relu_op = {"relu", relu_backward};
+static const nbi_op leaky_relu_op = {"leaky_relu", leaky_relu_backward};
+static const nbi_op elu_op = {"elu", elu_backward};
+static const nbi_op gelu_op = {"gelu", gelu_backward};
+static const nbi_op gelu_tanh_op = {"gelu_tanh", gelu_tanh_backward};
+static const nbi_op silu_op = {"silu", silu_backward};
+static const nbi_op softplus_op = {"softplus", softplus_backward};
+static const nbi_op clamp_op = {"clamp", clamp_backward};
+
+nb_tensor *nb_neg(nb_tensor *t) { return unary("nb_neg", NBI_NEG, &neg_op, t, 0, 0); }
+nb_tensor *nb_exp(nb_tensor *t) { return unary("nb_exp", NBI_EXP, &exp_op, t, 0, 0); }
+nb_tensor *nb_log(nb_tensor *t) { return unary("nb_log", NBI_LOG, &log_op, t, 0, 0); }
+nb_tensor *nb_sqrt(nb_tensor *t) { return unary("nb_sqrt", NBI_SQRT, &sqrt_op, t, 0, 0); }
+nb_tensor *nb_rsqrt(nb_tensor *t) { return unary("nb_rsqrt", NBI_RSQRT, &rsqrt_op, t, 0, 0); }
+nb_tensor *nb_square(nb_tensor *t) { return unary("nb_square", NBI_SQUARE, &square_op, t, 0, 0); }
+nb_tensor *nb_reciprocal(nb_tensor *t) { return unary("nb_reciprocal", NBI_RECIPROCAL, &reciprocal_op, t, 0, 0); }
+nb_tensor *nb_abs(nb_tensor *t) { return unary("nb_abs", NBI_ABS, &abs_op, t, 0, 0); }
+nb_tensor *nb_sin(nb_tensor *t) { return unary("nb_sin", NBI_SIN, &sin_op, t, 0, 0); }
+nb_tensor *nb_cos(nb_tensor *t) { return unary("nb_cos", NBI_COS, &cos_op, t, 0, 0); }
+nb_tensor *nb_tanh(nb_tensor *t) { return unary("nb_tanh", NBI_TANH, &tanh_op, t, 0, 0); }
+nb_tensor *nb_sigmoid(nb_tensor *t) { return unary("nb_sigmoid", NBI_SIGMOID, &sigmoid_op, t, 0, 0); }
+nb_tensor *nb_relu(nb_tensor *t) { return unary("nb_relu", NBI_RELU, &relu_op, t, 0, 0); }
+nb_tensor *nb_silu(nb_tensor *t) { return unary("nb_silu", NBI_SILU, &silu_op, t, 0, 0); }
+
+nb_tensor *nb_gelu(nb_tensor *t, bool approximate)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_reciprocal: not implemented yet");
+    if (approximate) return unary("nb_gelu", NBI_GELU_TANH, &gelu_tanh_op, t, 0, 0);
+    return unary("nb_gelu", NBI_GELU, &gelu_op, t, 0, 0);
 }
 
-nb_tensor * nb_abs(nb_tensor *t)
+/* Parameters are checked after the tensor, so a NULL tensor still propagates silently. */
+nb_tensor *nb_leaky_relu(nb_tensor *t, double negative_slope)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_abs: not implemented yet");
+    if (!nbi_resolve(t, "nb_leaky_relu", "tensor")) return NULL;
+    if (isnan(negative_slope)) return nbi_error(NB_ERR_VALUE, "nb_leaky_relu: negative_slope is NaN");
+    return unary("nb_leaky_relu", NBI_LEAKY_RELU, &leaky_relu_op, t, negative_slope, 0);
 }
 
-nb_tensor * nb_sin(nb_tensor *t)
+nb_tensor *nb_elu(nb_tensor *t, double alpha)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_sin: not implemented yet");
+    if (!nbi_resolve(t, "nb_elu", "tensor")) return NULL;
+    if (isnan(alpha)) return nbi_error(NB_ERR_VALUE, "nb_elu: alpha is NaN");
+    return unary("nb_elu", NBI_ELU, &elu_op, t, alpha, 0);
 }
 
-nb_tensor * nb_cos(nb_tensor *t)
+nb_tensor *nb_softplus(nb_tensor *t, double beta, double threshold)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_cos: not implemented yet");
+    if (!nbi_resolve(t, "nb_softplus", "tensor")) return NULL;
+    if (beta == 0 || !isfinite(beta))
+        return nbi_error(NB_ERR_VALUE, "nb_softplus: beta must be finite and nonzero, got %g", beta);
+    if (isnan(threshold)) return nbi_error(NB_ERR_VALUE, "nb_softplus: threshold is NaN");
+    return unary("nb_softplus", NBI_SOFTPLUS, &softplus_op, t, beta, threshold);
 }
 
-nb_tensor * nb_tanh(nb_tensor *t)
+nb_tensor *nb_clamp(nb_tensor *t, double lo, double hi)
 {
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_tanh: not implemented yet");
-}
-
-nb_tensor * nb_sigmoid(nb_tensor *t)
-{
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_sigmoid: not implemented yet");
-}
-
-nb_tensor * nb_relu(nb_tensor *t)
-{
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_relu: not implemented yet");
-}
-
-nb_tensor * nb_leaky_relu(nb_tensor *t, double negative_slope)
-{
-    (void)t; (void)negative_slope;
-    return nbi_error(NB_ERR_STATE, "nb_leaky_relu: not implemented yet");
-}
-
-nb_tensor * nb_elu(nb_tensor *t, double alpha)
-{
-    (void)t; (void)alpha;
-    return nbi_error(NB_ERR_STATE, "nb_elu: not implemented yet");
-}
-
-nb_tensor * nb_gelu(nb_tensor *t, bool approximate)
-{
-    (void)t; (void)approximate;
-    return nbi_error(NB_ERR_STATE, "nb_gelu: not implemented yet");
-}
-
-nb_tensor * nb_silu(nb_tensor *t)
-{
-    (void)t;
-    return nbi_error(NB_ERR_STATE, "nb_silu: not implemented yet");
-}
-
-nb_tensor * nb_softplus(nb_tensor *t, double beta, double threshold)
-{
-    (void)t; (void)beta; (void)threshold;
-    return nbi_error(NB_ERR_STATE, "nb_softplus: not implemented yet");
-}
-
-nb_tensor * nb_clamp(nb_tensor *t, double lo, double hi)
-{
-    (void)t; (void)lo; (void)hi;
-    return nbi_error(NB_ERR_STATE, "nb_clamp: not implemented yet");
+    if (!nbi_resolve(t, "nb_clamp", "tensor")) return NULL;
+    if (isnan(lo) || isnan(hi))
+        return nbi_error(NB_ERR_VALUE, "nb_clamp: bounds must not be NaN, got [%g, %g]", lo, hi);
+    return unary("nb_clamp", NBI_CLAMP, &clamp_op, t, lo, hi);
 }

@@ -15,8 +15,8 @@
 void *nbi_error(nb_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, returning the status, for functions returning nb_status. */
 nb_status nbi_fail(nb_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* For a NULL argument: records "<fn>: <what> is NULL" only if no error is pending, so the first message of
- * a failed expression survives. */
+/* For a NULL tensor argument: records "<fn>: <what> is NULL" only if no error is pending, so the first message
+ * of a failed expression survives. (A NULL array argument is not a propagated failure: use nbi_error.) */
 void nbi_error_null(const char *fn, const char *what);
 /* Number of errors recorded on this thread so far (to tell whether a callee failed). */
 uint64_t nbi_error_count(void);

@@ -452,10 +452,7 @@ nbi_tensor *nbi_tensor_new_view(nbi_storage *storage, nb_dtype dtype, int ndim, 
     if (!nbi_dtype_valid(dtype)) return nbi_error(NB_ERR_DTYPE, "%s: invalid dtype %d", fn, (int)dtype);
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         return nbi_error(NB_ERR_SHAPE, "%s: %d dims requested; nabla supports 0 to %d", fn, ndim, NB_MAX_DIMS);
-    if (ndim > 0 && !shape) {
-        nbi_error_null(fn, "shape");
-        return NULL;
-    }
+    if (ndim > 0 && !shape) return nbi_error(NB_ERR_NULL, "%s: shape is NULL for %d dims", fn, ndim);
     int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {

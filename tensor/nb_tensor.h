@@ -220,9 +220,11 @@ NB_API nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src);
  *     tensor([[1.0000, 2.5000],
  *             [3.0000, 4.0000]], shape=(2, 2), dtype=f32)
  * ---------------------------------------------------------------------------------------------- */
+/* Writes the text and a newline to f (nb_print: to stdout). NB_ERR_IO when writing fails. */
 NB_API nb_status nb_fprint(FILE *f, const nb_tensor *t);
 NB_API nb_status nb_print(const nb_tensor *t);
-/* Writes the same text into buf (NUL-terminated, truncated to size); returns the length it needed. */
+/* Writes the same text, without the newline, into buf (NUL-terminated, truncated to size; buf may be NULL
+ * when size is 0); returns the length it needed, like snprintf, or 0 on error. */
 NB_API size_t nb_format(const nb_tensor *t, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------------

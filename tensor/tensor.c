@@ -130,6 +130,7 @@ nbi_tensor *nbi_contiguous_copy(const nbi_tensor *t, nb_dtype dtype, const char 
 
 bool nbi_is_contiguous(const nbi_tensor *t)
 {
+    if (t->numel == 0) return true; /* as in PyTorch: there is no layout to get wrong */
     int64_t expected = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] == 1) continue;
@@ -146,6 +147,7 @@ static void fill_value(nbi_tensor *t, double v)
 {
     char *p = nbi_data_ptr(t);
     size_t es = nb_dtype_size(t->dtype);
+    if (t->numel == 0) return; /* the first store below would write past an empty buffer */
     if (v == 0 && !signbit(v)) {
         memset(p, 0, (size_t)t->numel * es);
         return;
@@ -210,7 +212,7 @@ nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype)
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
     for (int64_t i = 0; i < steps; i++) {
         /* fill from both ends so that the last value is exactly `end`, as PyTorch does */
-        double v = i < steps / 2 ? start + step * (double)i : end - step * (double)(steps - 1 - i);
+        double v = i < (steps + 1) / 2 ? start + step * (double)i : end - step * (double)(steps - 1 - i);
         store(p + (size_t)i * es, dtype, v);
     }
     return nbi_handle(t);

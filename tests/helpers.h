@@ -59,12 +59,13 @@
     do {                                                                                              \
         const double ck_v_[] = {__VA_ARGS__};                                                         \
         int64_t ck_n_ = (int64_t)(sizeof ck_v_ / sizeof *ck_v_);                                      \
-        ck_assert_tensor(t);                                                                          \
-        ck_assert_int_eq(nb_numel(t), ck_n_);                                                         \
+        nb_tensor *ck_t_ = (t); /* evaluated once: t may be an expression with effects */             \
+        ck_assert_msg(ck_t_ != NULL, "%s is NULL: %s", #t, nb_last_error());                          \
+        ck_assert_int_eq(nb_numel(ck_t_), ck_n_);                                                     \
         for (int64_t ck_i_ = 0; ck_i_ < ck_n_; ck_i_++)                                               \
-            ck_assert_msg(fabs(nb_get_flat(t, ck_i_) - ck_v_[ck_i_]) <= (tol),                        \
+            ck_assert_msg(fabs(nb_get_flat(ck_t_, ck_i_) - ck_v_[ck_i_]) <= (tol),                    \
                           "%s element %lld = %.10g, expected %.10g", #t, (long long)ck_i_,            \
-                          nb_get_flat(t, ck_i_), ck_v_[ck_i_]);                                       \
+                          nb_get_flat(ck_t_, ck_i_), ck_v_[ck_i_]);                                   \
     } while (0)
 
 /* The shape of t is exactly the listed sizes. */
@@ -72,10 +73,11 @@
     do {                                                                                              \
         const int64_t ck_s_[] = {__VA_ARGS__};                                                        \
         int ck_nd_ = (int)(sizeof ck_s_ / sizeof *ck_s_);                                             \
-        ck_assert_tensor(t);                                                                          \
+        nb_tensor *ck_t_ = (t);                                                                       \
+        ck_assert_msg(ck_t_ != NULL, "%s is NULL: %s", #t, nb_last_error());                          \
         char ck_buf_[128];                                                                            \
-        ck_assert_msg(nb_ndim(t) == ck_nd_ && memcmp(nb_shape(t), ck_s_, sizeof ck_s_) == 0,          \
-                      "%s has shape %s", #t, nb_shape_str(t, ck_buf_, sizeof ck_buf_));               \
+        ck_assert_msg(nb_ndim(ck_t_) == ck_nd_ && memcmp(nb_shape(ck_t_), ck_s_, sizeof ck_s_) == 0,  \
+                      "%s has shape %s", #t, nb_shape_str(ck_t_, ck_buf_, sizeof ck_buf_));           \
     } while (0)
 
 /* A leaf f64 tensor of normal values requiring grad (for gradient checks). */

@@ -1,0 +1,291 @@
+/* The module machinery (dispatch, naming, train/eval, freeing), the Sequential container, and the helpers
+ * every layer uses to own its tensors and to run its forward in a scope of its own. */
+#include "nn_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------------
+ * Helpers for layers
+ * ---------------------------------------------------------------------------------------------- */
+nb_tensor *nbi_nn_own(nb_tensor *h)
+{
+    nbi_tensor *t = nbi_peek(h);
+    if (!t) return h;
+    while (t->owner == NBI_OWNER_SCOPE) nbi_keep(t);
+    return h;
+}
+
+nb_tensor *nbi_nn_param(int ndim, const int64_t *shape, const char *fn)
+{
+    nbi_tensor *t = nbi_tensor_new(NB_F32, ndim, shape, fn);
+    if (!t) return NULL;
+    memset(nbi_data_ptr(t), 0, (size_t)t->numel * sizeof(float));
+    t->requires_grad = true;
+    return nbi_nn_own(nbi_handle(t));
+}
+
+void nbi_nn_free_tensor(nb_tensor *t)
+{
+    if (t && nb_is_valid(t)) nb_free(t);
+}
+
+nb_status nbi_nn_join(char out[NB_NAME_MAX], const char *prefix, const char *name, const char *fn)
+{
+    int n = (prefix && *prefix) ? snprintf(out, NB_NAME_MAX, "%s.%s", prefix, name)
+                                : snprintf(out, NB_NAME_MAX, "%s", name);
+    if (n < 0 || n >= NB_NAME_MAX)
+        return nbi_fail(NB_ERR_ARG, "%s: name \"%s.%s\" is longer than %d characters", fn, prefix, name,
+                        NB_NAME_MAX - 1);
+    return NB_OK;
+}
+
+nb_status nbi_nn_collect_one(nb_param_list *out, const char *prefix, const char *name, nb_tensor *t,
+                             bool is_buffer)
+{
+    if (!t) return NB_OK;
+    char full[NB_NAME_MAX];
+    nb_status st = nbi_nn_join(full, prefix, name, "nb_module_collect");
+    return st ? st : nb_param_list_add(out, full, t, is_buffer);
+}
+
+nb_status nbi_nn_begin(void) { return nbi_scope_begin(); }
+
+nb_tensor *nbi_nn_end(nb_tensor *result)
+{
+    nbi_tensor *t = nbi_peek(result);
+    /* A result made inside the scope moves out; anything else (a custom module handing back its input) is
+     * returned as it is. */
+    if (t && nbi_in_innermost_scope(t)) nbi_keep(t);
+    nbi_scope_end();
+    return t ? result : NULL;
+}
+
+void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn)
+{
+    nb_module *m = calloc(1, size);
+    if (!m) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    m->type = type;
+    m->training = true;
+    return m;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Generic module functions
+ * ---------------------------------------------------------------------------------------------- */
+nb_tensor *nb_forward(nb_module *m, nb_tensor *x)
+{
+    if (!m || !x) {
+        nbi_error_null("nb_forward", !m ? "module" : "input");
+        return NULL;
+    }
+    if (!m->type || !m->type->forward)
+        return nbi_error(NB_ERR_ARG, "nb_forward: module of type %s has no forward function",
+                         m->type && m->type->name ? m->type->name : "(none)");
+    return m->type->forward(m, x);
+}
+
+nb_status nb_module_collect(nb_module *m, const char *prefix, nb_param_list *out)
+{
+    if (!m || !out) {
+        nbi_error_null("nb_module_collect", !m ? "module" : "list");
+        return NB_ERR_NULL;
+    }
+    if (!m->type || !m->type->collect) return NB_OK;
+    return m->type->collect(m, prefix ? prefix : "", out);
+}
+
+nb_param_list *nb_module_parameters(nb_module *m)
+{
+    if (!m) {
+        nbi_error_null("nb_module_parameters", "module");
+        return NULL;
+    }
+    nb_param_list *list = nb_param_list_new();
+    if (!list) return NULL;
+    if (nb_module_collect(m, "", list) != NB_OK) {
+        nb_param_list_free(list);
+        return NULL;
+    }
+    return list;
+}
+
+void nb_module_train(nb_module *m, bool training)
+{
+    if (!m) return;
+    m->training = training;
+    if (m->type && m->type->set_training) m->type->set_training(m, training);
+}
+
+void nb_module_free(nb_module *m)
+{
+    if (!m) return;
+    if (m->type && m->type->destroy) m->type->destroy(m);
+    else free(m);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Sequential
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct sequential {
+    nb_module base;
+    int count, capacity;
+    nb_module **children;
+} sequential;
+
+static nb_tensor *sequential_forward(nb_module *m, nb_tensor *x)
+{
+    sequential *s = (sequential *)m;
+    if (!nbi_resolve(x, "nb_sequential", "input")) return NULL;
+    if (s->count == 0) return nbi_alias(nbi_peek(x), "nb_sequential");
+    if (nbi_nn_begin() != NB_OK) return NULL;
+    nb_tensor *y = x;
+    for (int i = 0; i < s->count && y; i++) y = nb_forward(s->children[i], y);
+    return nbi_nn_end(y);
+}
+
+static nb_status sequential_collect(nb_module *m, const char *prefix, nb_param_list *out)
+{
+    sequential *s = (sequential *)m;
+    for (int i = 0; i < s->count; i++) {
+        char index[16], name[NB_NAME_MAX];
+        snprintf(index, sizeof index, "%d", i);
+        nb_status st = nbi_nn_join(name, prefix, index, "nb_module_collect");
+        if (!st) st = nb_module_collect(s->children[i], name, out);
+        if (st) return st;
+    }
+    return NB_OK;
+}
+
+static void sequential_set_training(nb_module *m, bool training)
+{
+    sequential *s = (sequential *)m;
+    for (int i = 0; i < s->count; i++) nb_module_train(s->children[i], training);
+}
+
+static void sequential_destroy(nb_module *m)
+{
+    sequential *s = (sequential *)m;
+    for (int i = 0; i < s->count; i++) nb_module_free(s->children[i]);
+    free(s->children);
+    free(s);
+}
+
+static const nb_module_type sequential_type = {"Sequential", sequential_forward, sequential_collect,
+                                               sequential_set_training, sequential_destroy};
+
+static sequential *as_sequential(const nb_module *m, const char *fn)
+{
+    if (!m) {
+        nbi_error_null(fn, "seq");
+        return NULL;
+    }
+    if (m->type != &sequential_type)
+        return nbi_error(NB_ERR_ARG, "%s: module is a %s, not a Sequential", fn,
+                         m->type && m->type->name ? m->type->name : "(untyped module)");
+    return (sequential *)m;
+}
+
+static nb_status reserve(sequential *s, int count, const char *fn)
+{
+    if (count <= s->capacity) return NB_OK;
+    int cap = s->capacity ? s->capacity : 4;
+    while (cap < count) cap *= 2;
+    nb_module **children = realloc(s->children, (size_t)cap * sizeof *children);
+    if (!children) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory for %d layers", fn, cap);
+    nbi_count_system_alloc();
+    s->children = children;
+    s->capacity = cap;
+    return NB_OK;
+}
+
+nb_module *nb_sequential_new(int n, nb_module *const *layers)
+{
+    const char *fn = "nb_sequential_new";
+    const char *problem = NULL;
+    int bad = -1;
+    if (n < 0) problem = "n is negative";
+    else if (n > 0 && !layers) problem = "layers is NULL";
+    for (int i = 0; !problem && i < n; i++)
+        if (!layers[i]) problem = "a layer is NULL", bad = i;
+    sequential *s = NULL;
+    if (!problem) {
+        s = nbi_nn_module_new(sizeof *s, &sequential_type, fn);
+        if (s && reserve(s, n, fn) != NB_OK) {
+            free(s);
+            s = NULL;
+        }
+    }
+    if (!s) {
+        /* The container owns the layers even when it could not be made. */
+        for (int i = 0; layers && i < n; i++) nb_module_free(layers[i]);
+        if (problem && bad >= 0) nbi_error_null(fn, "a layer (its constructor failed?)");
+        else if (problem) nbi_error(NB_ERR_ARG, "%s: %s (n = %d)", fn, problem, n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) s->children[i] = layers[i];
+    s->count = n;
+    return &s->base;
+}
+
+nb_status nb_sequential_append(nb_module *seq, nb_module *layer)
+{
+    const char *fn = "nb_sequential_append";
+    sequential *s = as_sequential(seq, fn);
+    nb_status st = s ? NB_OK : nb_last_status();
+    if (!st && !layer) {
+        nbi_error_null(fn, "layer");
+        st = NB_ERR_NULL;
+    }
+    if (!st && layer == seq) return nbi_fail(NB_ERR_ARG, "%s: a Sequential cannot contain itself", fn);
+    if (!st) st = reserve(s, s->count + 1, fn);
+    if (st) {
+        nb_module_free(layer);
+        return st;
+    }
+    s->children[s->count++] = layer;
+    return NB_OK;
+}
+
+int nb_sequential_len(const nb_module *seq)
+{
+    const sequential *s = as_sequential(seq, "nb_sequential_len");
+    return s ? s->count : -1;
+}
+
+static int wrap_index(const sequential *s, int i, const char *fn)
+{
+    int j = i < 0 ? i + s->count : i;
+    if (j < 0 || j >= s->count) {
+        nbi_error(NB_ERR_INDEX, "%s: index %d is out of range for a Sequential of %d layers", fn, i, s->count);
+        return -1;
+    }
+    return j;
+}
+
+nb_module *nb_sequential_get(nb_module *seq, int i)
+{
+    const char *fn = "nb_sequential_get";
+    sequential *s = as_sequential(seq, fn);
+    if (!s) return NULL;
+    int j = wrap_index(s, i, fn);
+    return j < 0 ? NULL : s->children[j];
+}
+
+nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
+{
+    const char *fn = "nb_sequential_set";
+    sequential *s = as_sequential(seq, fn);
+    int j = s ? wrap_index(s, i, fn) : -1;
+    if (j >= 0 && !layer) nbi_error_null(fn, "layer");
+    if (j >= 0 && layer == seq) return nbi_fail(NB_ERR_ARG, "%s: a Sequential cannot contain itself", fn);
+    if (j < 0 || !layer) {
+        nb_module_free(layer);
+        return nb_last_status();
+    }
+    if (s->children[j] != layer) nb_module_free(s->children[j]);
+    s->children[j] = layer;
+    return NB_OK;
+}

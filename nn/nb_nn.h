@@ -1,0 +1,270 @@
+/* nabla nn: parameter lists, modules and layers, initializers, losses, penalties, and safetensors checkpoints.
+ *
+ * Everything here is a composition of nabla's differentiable ops: no layer or loss has a hand-written backward.
+ * PyTorch's documented formulas, defaults and shapes are the reference.
+ *
+ * Modules. A module is a struct whose first member is `nb_module` (its type's function table and the train/eval
+ * flag); layers are plain structs with public fields (`nb_linear` has `weight` and `bias`), and a model is a plain
+ * struct of modules, or an nb_sequential. Every module can list its named parameters and buffers into an
+ * nb_param_list ("fc1.weight", "fc1.bias", "bn.running_mean"), which optimizers, checkpoints and freezing use.
+ *
+ * Ownership. A module owns its parameter and buffer tensors (created outside any scope) and frees them in
+ * nb_module_free. A container owns its children. An nb_param_list only points at tensors; freeing it frees no
+ * tensor. Forward results follow the tensor memory model (owned by the current scope).
+ */
+#ifndef NABLA_NN_H
+#define NABLA_NN_H
+
+#include "nb_autograd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Parameter lists
+ * ---------------------------------------------------------------------------------------------- */
+#define NB_NAME_MAX 128
+
+typedef struct nb_named_tensor {
+    char name[NB_NAME_MAX];
+    nb_tensor *tensor;
+    bool is_buffer; /* running statistics and the like: saved in checkpoints, never optimized */
+} nb_named_tensor;
+
+typedef struct nb_param_list {
+    int count;
+    int capacity;
+    nb_named_tensor *items;
+} nb_param_list;
+
+/* An empty list; NULL when out of memory. Free with nb_param_list_free (the tensors are not freed). */
+NB_API nb_param_list *nb_param_list_new(void);
+NB_API void nb_param_list_free(nb_param_list *list);
+/* Appends (name, t). Errors: NB_ERR_ARG for a duplicate or over-long name. */
+NB_API nb_status nb_param_list_add(nb_param_list *list, const char *name, nb_tensor *t, bool is_buffer);
+/* The tensor named `name`, or NULL (no error recorded) when absent. */
+NB_API nb_tensor *nb_param_list_find(const nb_param_list *list, const char *name);
+/* Number of scalar parameters (buffers excluded); trainable_only counts only those requiring grad. */
+NB_API int64_t nb_param_list_numel(const nb_param_list *list, bool trainable_only);
+/* Freezes (requires_grad off) or unfreezes every parameter whose name starts with prefix ("" = all). The prefix
+ * ends at a name boundary: "1" matches "1.weight" but not "10.weight" ("1." and "1.weight" work too).
+ * Buffers are never touched. Returns how many parameters matched, or -1 on error. */
+NB_API int nb_param_list_set_frozen(nb_param_list *list, const char *prefix, bool frozen);
+/* Drops the gradient of every parameter. */
+NB_API void nb_param_list_zero_grad(const nb_param_list *list);
+
+/* ------------------------------------------------------------------------------------------------
+ * Modules
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct nb_module nb_module;
+typedef struct nb_module_type {
+    const char *name;                                                   /* "Linear", "Sequential", ... */
+    nb_tensor *(*forward)(nb_module *m, nb_tensor *x);                  /* one input, one output */
+    nb_status (*collect)(nb_module *m, const char *prefix, nb_param_list *out); /* NULL: no parameters */
+    void (*set_training)(nb_module *m, bool training);                  /* NULL: just the flag */
+    void (*destroy)(nb_module *m);                                      /* frees tensors and the struct */
+} nb_module_type;
+struct nb_module {
+    const nb_module_type *type;
+    bool training; /* true after creation (PyTorch's default) */
+};
+
+/* m's forward. NULL m or x propagates. */
+NB_API nb_tensor *nb_forward(nb_module *m, nb_tensor *x);
+/* Appends m's parameters and buffers to out, names prefixed with "prefix." (no dot for an empty prefix). */
+NB_API nb_status nb_module_collect(nb_module *m, const char *prefix, nb_param_list *out);
+/* A new list of m's parameters and buffers (names without prefix); NULL on error. */
+NB_API nb_param_list *nb_module_parameters(nb_module *m);
+/* Train or eval mode, recursively (Dropout and BatchNorm behave differently). */
+NB_API void nb_module_train(nb_module *m, bool training);
+/* Frees m, its children and their tensors. NULL is a no-op. */
+NB_API void nb_module_free(nb_module *m);
+
+/* Sequential container: children named "0", "1", ... as in PyTorch. Takes ownership of the layers (also on
+ * failure, so a failed layer constructor inside the array is safe: the others are freed and NULL is returned with
+ * the constructor's message). x -> layers[0] -> ... -> layers[n-1]; an empty Sequential is the identity.
+ * append and set take ownership of layer too, also on failure. */
+NB_API nb_module *nb_sequential_new(int n, nb_module *const *layers);
+NB_API nb_status nb_sequential_append(nb_module *seq, nb_module *layer);
+NB_API int nb_sequential_len(const nb_module *seq);
+NB_API nb_module *nb_sequential_get(nb_module *seq, int i); /* negative counts from the end */
+/* Replaces child i by layer (for example a new head when fine-tuning), freeing the old child. */
+NB_API nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer);
+
+/* ------------------------------------------------------------------------------------------------
+ * Layers. Constructors return NULL on error. g NULL means the thread's default generator.
+ * ---------------------------------------------------------------------------------------------- */
+/* y = x W^T + b; x (..., in) -> (..., out). weight (out, in), bias (out). PyTorch's default init:
+ * weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)). */
+typedef struct nb_linear {
+    nb_module base;
+    int64_t in_features, out_features;
+    nb_tensor *weight, *bias; /* bias NULL when created without one */
+} nb_linear;
+NB_API nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias, nb_generator *g);
+
+/* Activation layers without parameters. */
+NB_API nb_module *nb_relu_layer_new(void);
+NB_API nb_module *nb_tanh_layer_new(void);
+NB_API nb_module *nb_sigmoid_layer_new(void);
+NB_API nb_module *nb_gelu_layer_new(bool approximate);
+NB_API nb_module *nb_leaky_relu_layer_new(double negative_slope);
+NB_API nb_module *nb_softmax_layer_new(int dim);
+NB_API nb_module *nb_log_softmax_layer_new(int dim);
+
+/* Dropout: in training, zeroes each element with probability p and scales the rest by 1/(1-p); identity in
+ * eval mode (a new handle on the same data, as every forward returns a new tensor). p = 1 gives zeros.
+ * Its generator is g (NULL: the thread's default at forward time); g must outlive the layer. */
+typedef struct nb_dropout {
+    nb_module base;
+    double p;
+    nb_generator *generator;
+} nb_dropout;
+NB_API nb_module *nb_dropout_new(double p, nb_generator *g);
+
+/* Flattens dims start..end (PyTorch's Flatten defaults: 1, -1). */
+NB_API nb_module *nb_flatten_layer_new(int start_dim, int end_dim);
+
+/* LayerNorm over the last `ndim` dims of shape normalized_shape: (x - mean) / sqrt(var + eps) * weight + bias,
+ * biased variance. weight ones, bias zeros (when elementwise_affine). */
+typedef struct nb_layer_norm {
+    nb_module base;
+    int ndim;
+    int64_t normalized_shape[NB_MAX_DIMS];
+    double eps;
+    nb_tensor *weight, *bias;
+} nb_layer_norm;
+NB_API nb_module *nb_layer_norm_new(int ndim, const int64_t *normalized_shape, double eps, bool elementwise_affine);
+
+/* BatchNorm1d on (N, C) or (N, C, L). Training: normalizes with the batch's biased statistics and updates
+ * running_mean/var (unbiased variance) with momentum: r = (1 - momentum) r + momentum batch. Eval: uses the
+ * running statistics. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked (i64 0-d). */
+typedef struct nb_batch_norm1d {
+    nb_module base;
+    int64_t num_features;
+    double eps, momentum;
+    nb_tensor *weight, *bias;
+    nb_tensor *running_mean, *running_var, *num_batches_tracked;
+} nb_batch_norm1d;
+NB_API nb_module *nb_batch_norm1d_new(int64_t num_features, double eps, double momentum, bool affine);
+
+/* Embedding: i64 indices of any shape -> index.shape + (dim). weight (num, dim) ~ N(0, 1). */
+typedef struct nb_embedding_layer {
+    nb_module base;
+    int64_t num_embeddings, embedding_dim;
+    nb_tensor *weight;
+} nb_embedding_layer;
+NB_API nb_module *nb_embedding_layer_new(int64_t num_embeddings, int64_t embedding_dim, nb_generator *g);
+
+/* ------------------------------------------------------------------------------------------------
+ * Initializers (in place, no gradient recorded). fan_in and fan_out as PyTorch computes them: for a tensor
+ * of shape (out, in, k...) fan_in = in * prod(k), fan_out = out * prod(k); tensors need at least 2 dims.
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum nb_nonlinearity {
+    NB_GAIN_LINEAR, NB_GAIN_SIGMOID, NB_GAIN_TANH, NB_GAIN_RELU, NB_GAIN_LEAKY_RELU, NB_GAIN_SELU
+} nb_nonlinearity;
+typedef enum nb_fan_mode { NB_FAN_IN, NB_FAN_OUT } nb_fan_mode;
+
+/* Recommended gain: linear/sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu sqrt(2 / (1 + slope^2)), selu 3/4. */
+NB_API double nb_calculate_gain(nb_nonlinearity nonlinearity, double param);
+NB_API nb_status nb_init_uniform_(nb_tensor *t, double low, double high, nb_generator *g);
+NB_API nb_status nb_init_normal_(nb_tensor *t, double mean, double std, nb_generator *g);
+NB_API nb_status nb_init_zeros_(nb_tensor *t);
+NB_API nb_status nb_init_ones_(nb_tensor *t);
+NB_API nb_status nb_init_constant_(nb_tensor *t, double value);
+/* U(-a, a) with a = gain sqrt(6 / (fan_in + fan_out)); normal with std = gain sqrt(2 / (fan_in + fan_out)). */
+NB_API nb_status nb_init_xavier_uniform_(nb_tensor *t, double gain, nb_generator *g);
+NB_API nb_status nb_init_xavier_normal_(nb_tensor *t, double gain, nb_generator *g);
+/* bound = gain(nonlinearity, a) sqrt(3 / fan); std = gain / sqrt(fan); fan by mode. */
+NB_API nb_status nb_init_kaiming_uniform_(nb_tensor *t, double a, nb_fan_mode mode, nb_nonlinearity nonlinearity,
+                                          nb_generator *g);
+NB_API nb_status nb_init_kaiming_normal_(nb_tensor *t, double a, nb_fan_mode mode, nb_nonlinearity nonlinearity,
+                                         nb_generator *g);
+
+/* ------------------------------------------------------------------------------------------------
+ * Losses. reduction: mean over elements (PyTorch's default), sum, or none (elementwise result).
+ * ---------------------------------------------------------------------------------------------- */
+typedef enum nb_reduction { NB_REDUCTION_MEAN = 0, NB_REDUCTION_SUM, NB_REDUCTION_NONE } nb_reduction;
+
+/* (input - target)^2 */
+NB_API nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+/* |input - target| */
+NB_API nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
+/* 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta > 0). */
+NB_API nb_tensor *nb_smooth_l1_loss(nb_tensor *input, nb_tensor *target, double beta, nb_reduction reduction);
+/* 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta). */
+NB_API nb_tensor *nb_huber_loss(nb_tensor *input, nb_tensor *target, double delta, nb_reduction reduction);
+/* -w [y log p + (1 - y) log(1 - p)] with p in [0, 1] (logs clamped at -100 as PyTorch). weight NULL or
+ * broadcastable to input. */
+NB_API nb_tensor *nb_bce_loss(nb_tensor *probs, nb_tensor *target, nb_tensor *weight, nb_reduction reduction);
+/* Stable -w [pw y log s(x) + (1 - y) log(1 - s(x))]; pos_weight NULL or broadcastable along the last dim. */
+NB_API nb_tensor *nb_bce_with_logits_loss(nb_tensor *logits, nb_tensor *target, nb_tensor *weight,
+                                          nb_tensor *pos_weight, nb_reduction reduction);
+typedef struct nb_cross_entropy_options {
+    nb_tensor *weight;      /* (C) class weights, or NULL */
+    int64_t ignore_index;   /* targets equal to it contribute nothing; PyTorch's default -100 */
+    double label_smoothing; /* in [0, 1] */
+    nb_reduction reduction; /* mean divides by the sum of the weights of the non-ignored targets */
+} nb_cross_entropy_options;
+/* Defaults: no weight, ignore_index -100, no smoothing, mean. */
+NB_API nb_cross_entropy_options nb_cross_entropy_defaults(void);
+/* Cross-entropy from logits (N, C) (or (N, C, d1, ...)) and i64 class indices (N) (or (N, d1, ...)), via a
+ * stable log_softmax. Out-of-range targets are errors naming the value. options NULL means the defaults. */
+NB_API nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *target, const nb_cross_entropy_options *options);
+/* Negative log-likelihood from log-probabilities, same shapes and options (label_smoothing ignored). */
+NB_API nb_tensor *nb_nll_loss(nb_tensor *log_probs, nb_tensor *target, const nb_cross_entropy_options *options);
+
+/* Penalties over the parameters of a list (buffers excluded; frozen ones included only if include_frozen):
+ * L1 = sum |p|, L2 = sum p^2 (add lambda * penalty to the loss). 0-d f32 (f64 if any parameter is f64). */
+NB_API nb_tensor *nb_l1_penalty(const nb_param_list *params, bool include_frozen);
+NB_API nb_tensor *nb_l2_penalty(const nb_param_list *params, bool include_frozen);
+
+/* ------------------------------------------------------------------------------------------------
+ * Checkpoints in the safetensors format (a little-endian u64 header length, a JSON header naming each tensor's
+ * dtype, shape and byte range, then the raw data), readable by PyTorch / Hugging Face tools. nabla writes F32,
+ * F64, I64 and BOOL tensors, and string key/value metadata under "__metadata__".
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct nb_metadata_entry {
+    char key[64];
+    char value[256];
+} nb_metadata_entry;
+typedef struct nb_metadata {
+    int count;
+    nb_metadata_entry entries[32];
+} nb_metadata;
+NB_API nb_status nb_metadata_set(nb_metadata *m, const char *key, const char *value);
+NB_API const char *nb_metadata_get(const nb_metadata *m, const char *key); /* NULL when absent */
+
+/* Writes every tensor of the list (parameters and buffers) and the metadata (may be NULL) to path atomically:
+ * a temporary file in the same directory, fsync, rename; a failure at any point leaves an existing file at
+ * path untouched. Errors: NB_ERR_IO naming the path and the system's reason. */
+NB_API nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata);
+
+typedef enum nb_load_mode {
+    NB_LOAD_STRICT = 0, /* every tensor of the list must be in the file with the same dtype and shape, and the
+                           file must hold nothing else; on any mismatch nothing is loaded */
+    NB_LOAD_PARTIAL = 1 /* load what matches by name, dtype and shape; report the rest */
+} nb_load_mode;
+typedef struct nb_load_report {
+    int loaded;
+    int missing;    /* in the list, not in the file */
+    int unexpected; /* in the file, not in the list */
+    int mismatched; /* same name, different dtype or shape */
+    char details[4096]; /* one line per missing/unexpected/mismatched name, e.g. "mismatch fc2.weight: file (5, 128) f32, model (10, 128) f32" */
+} nb_load_report;
+/* Loads tensors from path into the list's tensors (copied in place, by name). report may be NULL. Errors:
+ * NB_ERR_IO (cannot open/read), NB_ERR_FORMAT (truncated or corrupt file: bad header length, invalid JSON,
+ * offsets outside the data, unsupported dtype; the message names the path and what is wrong), NB_ERR_SHAPE
+ * (strict mode mismatch; the message lists every problem). metadata (may be NULL) receives the file's
+ * metadata. A corrupt file never causes a crash, an out-of-bounds read or a huge allocation. */
+NB_API nb_status nb_load_safetensors(const char *path, nb_param_list *into, nb_load_mode mode,
+                                     nb_load_report *report, nb_metadata *metadata);
+/* Reads every tensor of a safetensors file into a new list of new caller-owned tensors (free each with
+ * nb_free, then the list). */
+NB_API nb_param_list *nb_read_safetensors(const char *path, nb_metadata *metadata);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

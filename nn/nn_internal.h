@@ -1,0 +1,30 @@
+/* Internal helpers shared by nn/'s modules. Not installed. */
+#ifndef NABLA_NN_INTERNAL_H
+#define NABLA_NN_INTERNAL_H
+
+#include "autograd_internal.h"
+#include "nb_nn.h"
+
+/* Makes a freshly created tensor caller-owned whatever scopes are open: a module's parameters and buffers
+ * outlive the scope its constructor ran in and die only in nb_module_free. NULL propagates. */
+nb_tensor *nbi_nn_own(nb_tensor *t);
+/* A new caller-owned parameter (f32, requires grad) filled with zeros; NULL on error. */
+nb_tensor *nbi_nn_param(int ndim, const int64_t *shape, const char *fn);
+/* nb_free for a module's tensor that may be NULL or already freed by the user (then nothing happens). */
+void nbi_nn_free_tensor(nb_tensor *t);
+
+/* Writes "prefix.name" (or "name" for an empty prefix) into out; NB_ERR_ARG naming fn when it does not fit. */
+nb_status nbi_nn_join(char out[NB_NAME_MAX], const char *prefix, const char *name, const char *fn);
+/* Appends t as "prefix.name" to out; a NULL t (an absent bias) is skipped. */
+nb_status nbi_nn_collect_one(nb_param_list *out, const char *prefix, const char *name, nb_tensor *t,
+                             bool is_buffer);
+
+/* A layer's forward runs between these two so that its temporaries die with an internal scope, while its
+ * result moves to the caller's scope (or to the caller). nbi_nn_end returns result, or NULL on failure. */
+nb_status nbi_nn_begin(void);
+nb_tensor *nbi_nn_end(nb_tensor *result);
+
+/* Allocates a zeroed module struct of `size` bytes with its type set and training on; NULL when out of memory. */
+void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn);
+
+#endif

@@ -1,0 +1,140 @@
+/* nabla optim: optimizers, learning-rate schedules, gradient clipping, early stopping.
+ *
+ * Optimizers update parameters in place, in no-grad mode, with nabla's tensor ops; update rules follow PyTorch's
+ * documentation exactly (same defaults, same order of operations). An optimizer works over any nb_param_list:
+ * buffers and frozen parameters (requires_grad off) and parameters without a gradient are skipped.
+ * The optimizer owns its state tensors (momentum buffers, moments) and frees them in nb_optimizer_free; it does
+ * not own the list, which must outlive it.
+ */
+#ifndef NABLA_OPTIM_H
+#define NABLA_OPTIM_H
+
+#include "nb_nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_optimizer nb_optimizer;
+
+/* SGD: g = grad + wd p; with momentum: b = mu b + (1 - dampening) g (b = g at the first step),
+ * g = nesterov ? g + mu b : b; p -= lr g. */
+typedef struct nb_sgd_options {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov;
+} nb_sgd_options;
+/* Adam / AdamW: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; vmax = max(vmax, v) with amsgrad;
+ * p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). Adam adds wd p to g; AdamW first does
+ * p *= 1 - lr wd (decoupled). */
+typedef struct nb_adam_options {
+    double lr, beta1, beta2, eps, weight_decay;
+    bool amsgrad;
+} nb_adam_options;
+/* RMSprop: v = alpha v + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g, v~ = v - ga^2;
+ * with momentum: b = mu b + g / (sqrt(v~) + eps), p -= lr b; else p -= lr g / (sqrt(v~) + eps). */
+typedef struct nb_rmsprop_options {
+    double lr, alpha, eps, weight_decay, momentum;
+    bool centered;
+} nb_rmsprop_options;
+/* Adagrad: clr = lr / (1 + (t - 1) lr_decay); s += g^2; p -= clr g / (sqrt(s) + eps). */
+typedef struct nb_adagrad_options {
+    double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+} nb_adagrad_options;
+
+/* PyTorch's defaults (SGD's lr has none in PyTorch; 0.01 here). */
+NB_API nb_sgd_options nb_sgd_defaults(void);         /* lr 0.01, no momentum, no decay */
+NB_API nb_adam_options nb_adam_defaults(void);       /* lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0 */
+NB_API nb_adam_options nb_adamw_defaults(void);      /* same with wd 0.01 */
+NB_API nb_rmsprop_options nb_rmsprop_defaults(void); /* lr 0.01, alpha 0.99, eps 1e-8 */
+NB_API nb_adagrad_options nb_adagrad_defaults(void); /* lr 0.01, eps 1e-10 */
+
+/* Constructors; NULL with an error for invalid options (negative lr, betas outside [0, 1), nesterov without
+ * momentum, ...) naming the option and value. */
+NB_API nb_optimizer *nb_sgd_new(const nb_param_list *params, nb_sgd_options options);
+NB_API nb_optimizer *nb_adam_new(const nb_param_list *params, nb_adam_options options);
+NB_API nb_optimizer *nb_adamw_new(const nb_param_list *params, nb_adam_options options);
+NB_API nb_optimizer *nb_rmsprop_new(const nb_param_list *params, nb_rmsprop_options options);
+NB_API nb_optimizer *nb_adagrad_new(const nb_param_list *params, nb_adagrad_options options);
+
+/* One update of every parameter that has a gradient. */
+NB_API nb_status nb_optimizer_step(nb_optimizer *opt);
+/* Drops the gradients of all the optimizer's parameters. */
+NB_API void nb_optimizer_zero_grad(nb_optimizer *opt);
+NB_API double nb_optimizer_get_lr(const nb_optimizer *opt);
+NB_API void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
+/* Number of step calls so far. */
+NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
+/* Appends the optimizer's state tensors to out, named "<param name>.<state>" with the given prefix
+ * (e.g. "optim.fc1.weight.exp_avg"), and stores the step count and lr in metadata (may be NULL), so that
+ * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly.
+ * State tensors are created on first use by step(); calling this before the first step creates them (zeros). */
+NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata);
+/* Restores the step count and lr from metadata written by nb_optimizer_state (the state tensors themselves
+ * are loaded in place through the list nb_optimizer_state filled). */
+NB_API nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix);
+NB_API void nb_optimizer_free(nb_optimizer *opt);
+
+/* ------------------------------------------------------------------------------------------------
+ * Learning-rate schedules. Each adjusts its optimizer's lr when stepped (once per epoch, or per batch:
+ * the unit is the caller's), from the lr the optimizer had when the schedule was created (base_lr).
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct nb_scheduler nb_scheduler;
+/* lr = base_lr gamma^floor(epoch / step_size) */
+NB_API nb_scheduler *nb_step_lr_new(nb_optimizer *opt, int64_t step_size, double gamma);
+/* lr = base_lr gamma^(number of milestones <= epoch); milestones increasing */
+NB_API nb_scheduler *nb_multistep_lr_new(nb_optimizer *opt, int n, const int64_t *milestones, double gamma);
+/* lr = base_lr gamma^epoch */
+NB_API nb_scheduler *nb_exponential_lr_new(nb_optimizer *opt, double gamma);
+/* lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / t_max)) / 2 (closed form, as PyTorch documents) */
+NB_API nb_scheduler *nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max, double eta_min);
+/* Linear warmup: lr = base_lr (start_factor + (1 - start_factor) min(epoch, warmup) / warmup) (PyTorch LinearLR
+ * with end_factor 1). */
+NB_API nb_scheduler *nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, double start_factor);
+/* ReduceLROnPlateau: when the metric has not improved (mode min: below best (1 - threshold) with relative
+ * threshold) for more than `patience` steps, lr = max(lr factor, min_lr), then wait `cooldown` steps. */
+typedef struct nb_plateau_options {
+    bool maximize;
+    double factor, threshold, min_lr;
+    int64_t patience, cooldown;
+} nb_plateau_options;
+NB_API nb_plateau_options nb_plateau_defaults(void); /* min, 0.1, 1e-4, 0, patience 10, cooldown 0 */
+NB_API nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options options);
+
+/* Advances one epoch and sets the optimizer's lr. NB_ERR_STATE for reduce-on-plateau (use _metric). */
+NB_API nb_status nb_scheduler_step(nb_scheduler *s);
+/* Advances reduce-on-plateau with this epoch's metric (other schedules ignore the metric). */
+NB_API nb_status nb_scheduler_step_metric(nb_scheduler *s, double metric);
+NB_API int64_t nb_scheduler_epoch(const nb_scheduler *s);
+/* Saves / restores the schedule position (epoch, best metric, counters) as metadata entries under prefix. */
+NB_API nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata);
+NB_API nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix);
+NB_API void nb_scheduler_free(nb_scheduler *s);
+
+/* ------------------------------------------------------------------------------------------------
+ * Gradient clipping (in place, over the gradients of a list's parameters)
+ * ---------------------------------------------------------------------------------------------- */
+/* Scales all gradients by min(1, max_norm / (total_norm + 1e-6)), total_norm the norm_type-norm of all
+ * gradients together (INFINITY for the max norm). Returns total_norm, or NAN on error. */
+NB_API double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type);
+/* Clamps every gradient element to [-clip, clip]. */
+NB_API nb_status nb_clip_grad_value(const nb_param_list *params, double clip);
+
+/* ------------------------------------------------------------------------------------------------
+ * Early stopping: feed it the validation metric each epoch; it remembers the best weights.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct nb_early_stopping nb_early_stopping;
+/* Stop after `patience` epochs without an improvement larger than min_delta (below best - min_delta when
+ * minimizing). keep_best copies the parameters at each new best. */
+NB_API nb_early_stopping *nb_early_stopping_new(int64_t patience, double min_delta, bool maximize, bool keep_best);
+/* Records this epoch's metric; returns true when training should stop. */
+NB_API bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_param_list *params);
+NB_API double nb_early_stopping_best(const nb_early_stopping *es);
+NB_API int64_t nb_early_stopping_best_epoch(const nb_early_stopping *es);
+/* Copies the best weights back into params. NB_ERR_STATE when none were kept. */
+NB_API nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *params);
+NB_API void nb_early_stopping_free(nb_early_stopping *es);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,34 @@
+/* Unary elementwise kernels (internal). */
+#ifndef NABLA_KERNELS_UNARY_H
+#define NABLA_KERNELS_UNARY_H
+
+#include "internal.h"
+
+typedef enum nbi_unary_kind {
+    /* also defined on i64 (integer arithmetic, wrapping on overflow) */
+    NBI_NEG, NBI_ABS, NBI_SQUARE, NBI_RELU,
+    /* f32/f64 only */
+    NBI_EXP, NBI_LOG, NBI_SQRT, NBI_RSQRT, NBI_RECIPROCAL, NBI_SIN, NBI_COS, NBI_TANH, NBI_SIGMOID,
+    NBI_LEAKY_RELU, /* a = negative slope */
+    NBI_ELU,        /* a = alpha */
+    NBI_GELU,       /* erf form */
+    NBI_GELU_TANH,  /* tanh approximation */
+    NBI_SILU,
+    NBI_SOFTPLUS,   /* a = beta, b = threshold */
+    NBI_CLAMP,      /* a = lo, b = hi (infinite for no bound) */
+    NBI_ERF,
+    NBI_UNARY_COUNT
+} nbi_unary_kind;
+
+/* Scalar parameters of the parametrized kinds (see above); unused ones are ignored. */
+typedef struct nbi_unary_params {
+    double a, b;
+} nbi_unary_params;
+
+/* Whether kind is implemented for inputs of dtype dt. */
+bool nbi_unary_supported(nbi_unary_kind kind, nb_dtype dt);
+/* out = kind(in) elementwise; out is contiguous with in's shape and dtype, in has any strides.
+ * params may be NULL for the kinds that take none. */
+void nbi_unary_kernel(nbi_unary_kind kind, nbi_tensor *out, const nbi_tensor *in, const nbi_unary_params *params);
+
+#endif
