@@ -2,7 +2,8 @@
  *   nb_tensor.h   tensors, memory scopes, errors, creation, printing, random numbers
  *   nb_autograd.h the tape, backward, gradient checking and the differentiable ops
  *   nb_nn.h       parameter lists, modules, layers, initializers, losses, safetensors checkpoints
- *   nb_optim.h    optimizers, learning-rate schedules, gradient clipping, early stopping */
+ *   nb_optim.h    optimizers, learning-rate schedules, gradient clipping, early stopping
+ *   nb_data.h     data set readers, batches, preprocessing, splits, metrics, progress display */
 #ifndef NABLA_H
 #define NABLA_H
 
@@ -10,5 +11,6 @@
 #include "nb_autograd.h"
 #include "nb_nn.h"
 #include "nb_optim.h"
+#include "nb_data.h"
 
 #endif

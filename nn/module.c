@@ -97,6 +97,14 @@ nb_status nb_module_collect(nb_module *m, const char *prefix, nb_param_list *out
     return m->type->collect(m, prefix ? prefix : "", out);
 }
 
+nb_status nb_module_collect_child(nb_module *child, const char *prefix, const char *name, nb_param_list *out)
+{
+    if (!name) return nbi_fail(NB_ERR_NULL, "nb_module_collect_child: name is NULL");
+    char full[NB_NAME_MAX];
+    nb_status st = nbi_nn_join(full, prefix ? prefix : "", name, "nb_module_collect_child");
+    return st ? st : nb_module_collect(child, full, out);
+}
+
 nb_param_list *nb_module_parameters(nb_module *m)
 {
     if (!m) {

@@ -74,6 +74,9 @@ struct nb_module {
 NB_API nb_tensor *nb_forward(nb_module *m, nb_tensor *x);
 /* Appends m's parameters and buffers to out, names prefixed with "prefix." (no dot for an empty prefix). */
 NB_API nb_status nb_module_collect(nb_module *m, const char *prefix, nb_param_list *out);
+/* For models written as plain structs: collects child's parameters as "prefix.name.<param>" (or "name.<param>"
+ * for an empty prefix), e.g. nb_module_collect_child(net->fc1, "", "fc1", list) gives "fc1.weight". */
+NB_API nb_status nb_module_collect_child(nb_module *child, const char *prefix, const char *name, nb_param_list *out);
 /* A new list of m's parameters and buffers (names without prefix); NULL on error. */
 NB_API nb_param_list *nb_module_parameters(nb_module *m);
 /* Train or eval mode, recursively (Dropout and BatchNorm behave differently). */
