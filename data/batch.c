@@ -1,38 +1,124 @@
-/* Stubs until this part lands: each reports that it is not implemented yet. */
+/* Batch iterator: the row order of an epoch is a plain array (not a tensor, so that no scope the caller opens
+ * or closes can take it away); each batch is gathered with nb_index_select into new tensors that belong to the
+ * caller's current scope, like any op result, so a training step's scope frees its batch. */
 #include "internal.h"
 #include "nb_data.h"
 
-#include <math.h>
+#include <string.h>
 
-nb_batch_iter * nb_batch_iter_new(nb_tensor *x, nb_tensor *y, int64_t batch_size, bool shuffle, bool drop_last, uint64_t seed)
+struct nb_batch_iter {
+    nb_tensor *x, *y; /* not owned */
+    int64_t n, batch_size;
+    bool shuffle, drop_last;
+    nb_generator gen;
+    int64_t *order; /* n row numbers in this epoch's order */
+    size_t order_bytes;
+    int64_t pos; /* position in order of the next batch's first row */
+    int64_t epoch;
+};
+
+/* Draws the next epoch's order; the same seed gives the same sequence of orders everywhere. */
+static void reshuffle(nb_batch_iter *it)
 {
-    (void)x; (void)y; (void)batch_size; (void)shuffle; (void)drop_last; (void)seed;
-    return nbi_error(NB_ERR_STATE, "nb_batch_iter_new: not implemented yet");
+    if (!it->shuffle || it->n < 2) return;
+    nb_tensor *perm = nb_randperm(it->n, &it->gen);
+    if (!perm) return; /* out of memory: keep the previous order, the error stays recorded */
+    memcpy(it->order, nb_data(perm), (size_t)it->n * sizeof *it->order);
+    nb_free(perm);
+}
+
+nb_batch_iter *nb_batch_iter_new(nb_tensor *xh, nb_tensor *yh, int64_t batch_size, bool shuffle, bool drop_last,
+                                 uint64_t seed)
+{
+    const char *fn = "nb_batch_iter_new";
+    nbi_tensor *x = nbi_resolve(xh, fn, "x");
+    if (!x) return NULL;
+    char a[NBI_SHAPE_STR], b[NBI_SHAPE_STR];
+    if (x->ndim < 1) return nbi_error(NB_ERR_SHAPE, "%s: x must have a row dim, got shape ()", fn);
+    if (yh) {
+        nbi_tensor *y = nbi_resolve(yh, fn, "y");
+        if (!y) return NULL;
+        if (y->ndim < 1 || y->shape[0] != x->shape[0])
+            return nbi_error(NB_ERR_SHAPE, "%s: x %s and y %s must have the same number of rows", fn,
+                             nbi_shape_fmt(a, x->ndim, x->shape), nbi_shape_fmt(b, y->ndim, y->shape));
+    }
+    if (batch_size < 1)
+        return nbi_error(NB_ERR_ARG, "%s: batch_size must be >= 1, got %lld", fn, (long long)batch_size);
+    nb_batch_iter *it = nbi_alloc(sizeof *it, fn);
+    if (!it) return NULL;
+    memset(it, 0, sizeof *it);
+    it->x = xh;
+    it->y = yh;
+    it->n = x->shape[0];
+    it->batch_size = batch_size;
+    it->shuffle = shuffle;
+    it->drop_last = drop_last;
+    nb_generator_seed(&it->gen, seed);
+    it->order_bytes = (size_t)(it->n ? it->n : 1) * sizeof *it->order;
+    it->order = nbi_alloc(it->order_bytes, fn);
+    if (!it->order) {
+        nbi_free(it, sizeof *it);
+        return NULL;
+    }
+    for (int64_t i = 0; i < it->n; i++) it->order[i] = i;
+    reshuffle(it);
+    return it;
 }
 
 bool nb_batch_iter_next(nb_batch_iter *it, nb_tensor **x_batch, nb_tensor **y_batch)
 {
-    (void)it; (void)x_batch; (void)y_batch;
-    nbi_error(NB_ERR_STATE, "nb_batch_iter_next: not implemented yet");
-    return false;
+    const char *fn = "nb_batch_iter_next";
+    if (x_batch) *x_batch = NULL;
+    if (y_batch) *y_batch = NULL;
+    if (!it || !x_batch) {
+        nbi_error(NB_ERR_NULL, "%s: %s is NULL", fn, it ? "x_batch" : "iterator");
+        return false;
+    }
+    if (!nbi_resolve(it->x, fn, "x") || (it->y && !nbi_resolve(it->y, fn, "y"))) return false;
+    int64_t left = it->n - it->pos;
+    if (left == 0 || (it->drop_last && left < it->batch_size)) {
+        it->epoch++;
+        it->pos = 0;
+        reshuffle(it);
+        return false;
+    }
+    int64_t count = left < it->batch_size ? left : it->batch_size;
+    nb_tensor *idx = nb_from_array(it->order + it->pos, 1, &count, NB_I64);
+    nb_tensor *xb = nb_index_select(it->x, 0, idx);
+    nb_tensor *yb = (it->y && y_batch) ? nb_index_select(it->y, 0, idx) : NULL;
+    nb_free(idx); /* a recorded gather holds its own reference */
+    if (!xb || (it->y && y_batch && !yb)) {
+        nb_free(xb);
+        nb_free(yb);
+        return false;
+    }
+    it->pos += count;
+    *x_batch = xb;
+    if (y_batch) *y_batch = yb;
+    return true;
 }
 
 int64_t nb_batch_iter_batches_per_epoch(const nb_batch_iter *it)
 {
-    (void)it;
-    nbi_error(NB_ERR_STATE, "nb_batch_iter_batches_per_epoch: not implemented yet");
-    return -1;
+    if (!it) {
+        nbi_error(NB_ERR_NULL, "nb_batch_iter_batches_per_epoch: iterator is NULL");
+        return -1;
+    }
+    return it->drop_last ? it->n / it->batch_size : (it->n + it->batch_size - 1) / it->batch_size;
 }
 
 int64_t nb_batch_iter_epoch(const nb_batch_iter *it)
 {
-    (void)it;
-    nbi_error(NB_ERR_STATE, "nb_batch_iter_epoch: not implemented yet");
-    return -1;
+    if (!it) {
+        nbi_error(NB_ERR_NULL, "nb_batch_iter_epoch: iterator is NULL");
+        return -1;
+    }
+    return it->epoch;
 }
 
 void nb_batch_iter_free(nb_batch_iter *it)
 {
-    (void)it;
-    nbi_error(NB_ERR_STATE, "nb_batch_iter_free: not implemented yet");
+    if (!it) return;
+    nbi_free(it->order, it->order_bytes);
+    nbi_free(it, sizeof *it);
 }

@@ -49,31 +49,37 @@ NB_API const char *nb_data_dir(const char *dir_flag);
  * Preprocessing (all return new tensors; x is (N, F))
  * ---------------------------------------------------------------------------------------------- */
 /* Standardization fitted on training data: mean and std (biased, as scikit-learn's StandardScaler) per column;
- * columns with std 0 are left unscaled. */
+ * columns with std 0 are centered but left unscaled. fit() overwrites *s without reading it; the f64 tensors it
+ * stores belong to s whatever scope is open (_free releases them). apply() computes (x - mean) / std in x's
+ * dtype (f32 for integer x), with differentiable ops. */
 typedef struct nb_standardizer {
     nb_tensor *mean, *std; /* (F) */
 } nb_standardizer;
 NB_API nb_status nb_standardizer_fit(nb_standardizer *s, nb_tensor *x);
 NB_API nb_tensor *nb_standardizer_apply(const nb_standardizer *s, nb_tensor *x);
 NB_API void nb_standardizer_free(nb_standardizer *s);
-/* Min-max scaling to [0, 1] fitted on training data (constant columns map to 0). */
+/* Min-max scaling to [0, 1] fitted on training data: (x - min) / (max - min); constant columns are shifted but
+ * not scaled (they map to 0 on the training data), as scikit-learn's MinMaxScaler. Ownership as above. */
 typedef struct nb_minmax_scaler {
     nb_tensor *min, *max; /* (F) */
 } nb_minmax_scaler;
 NB_API nb_status nb_minmax_fit(nb_minmax_scaler *s, nb_tensor *x);
 NB_API nb_tensor *nb_minmax_apply(const nb_minmax_scaler *s, nb_tensor *x);
 NB_API void nb_minmax_free(nb_minmax_scaler *s);
-/* f32 (N, num_classes) one-hot rows from i64 labels (N); out-of-range labels are NB_ERR_INDEX. */
+/* f32 (N, num_classes) one-hot rows from i64 labels (N) (any label shape gains a trailing class dim);
+ * out-of-range labels are NB_ERR_INDEX naming the label and its position. */
 NB_API nb_tensor *nb_one_hot(nb_tensor *labels, int64_t num_classes);
 
 /* ------------------------------------------------------------------------------------------------
  * Splits (seeded: the same seed gives the same split everywhere)
  * ---------------------------------------------------------------------------------------------- */
-/* A random permutation of 0..n-1 split into the first round(n * test_fraction) indices (test) and the rest
- * (train), both i64 (k) tensors in permutation order. */
+/* A random permutation of 0..n-1 split into the first round(n * test_fraction) indices (test; rounding half
+ * away from zero) and the rest (train), both i64 (k) tensors in permutation order. */
 NB_API nb_status nb_train_test_split(int64_t n, double test_fraction, uint64_t seed, nb_tensor **train_idx,
                                      nb_tensor **test_idx);
-/* Fold `fold` (0..k-1) of a seeded k-fold split of 0..n-1: fold sizes differ by at most one. */
+/* Fold `fold` (0..k-1) of a seeded k-fold split of 0..n-1 (2 <= k <= n): test is the fold, train the other
+ * folds, both in permutation order; the first n % k folds hold one more index (as scikit-learn's KFold). The
+ * same seed gives the same permutation, so the k folds partition 0..n-1. */
 NB_API nb_status nb_kfold_split(int64_t n, int k, int fold, uint64_t seed, nb_tensor **train_idx,
                                 nb_tensor **test_idx);
 
@@ -86,17 +92,20 @@ typedef struct nb_batch_iter nb_batch_iter;
  * own x and y. */
 NB_API nb_batch_iter *nb_batch_iter_new(nb_tensor *x, nb_tensor *y, int64_t batch_size, bool shuffle,
                                         bool drop_last, uint64_t seed);
-/* Next batch of the current epoch as new tensors (rows gathered, contiguous); false at the end of the epoch,
- * after which the next call starts a new epoch (reshuffled). */
+/* Next batch of the current epoch as new tensors (rows gathered with nb_index_select, contiguous, owned by the
+ * current scope like any op result); false at the end of the epoch, after which the next call starts a new
+ * epoch (reshuffled). y_batch may be NULL; *y_batch is NULL when y is. On an error (x or y freed, ...) it
+ * returns false with the error recorded and the epoch does not advance. */
 NB_API bool nb_batch_iter_next(nb_batch_iter *it, nb_tensor **x_batch, nb_tensor **y_batch);
 NB_API int64_t nb_batch_iter_batches_per_epoch(const nb_batch_iter *it);
+/* Number of epochs completed so far (the index, from 0, of the epoch being iterated). */
 NB_API int64_t nb_batch_iter_epoch(const nb_batch_iter *it);
 NB_API void nb_batch_iter_free(nb_batch_iter *it);
 
 /* ------------------------------------------------------------------------------------------------
  * Metrics for classification: predictions and targets are i64 class indices (N) (nb_argmax of logits).
  * ---------------------------------------------------------------------------------------------- */
-/* Fraction of equal entries; NAN with an error for mismatched shapes. */
+/* Fraction of equal entries; NAN with an error for mismatched shapes or no entries. */
 NB_API double nb_accuracy(nb_tensor *pred, nb_tensor *target);
 typedef struct nb_confusion {
     int64_t num_classes;
@@ -107,7 +116,8 @@ NB_API nb_confusion *nb_confusion_new(int64_t num_classes);
 NB_API nb_status nb_confusion_add(nb_confusion *c, nb_tensor *pred, nb_tensor *target);
 NB_API double nb_confusion_accuracy(const nb_confusion *c);
 /* Per-class precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2PR / (P + R); 0 where the denominator
- * is 0 (scikit-learn's zero_division=0). Macro averages are unweighted means over classes. */
+ * is 0 (scikit-learn's zero_division=0). Macro averages are unweighted means over all num_classes classes
+ * (scikit-learn with labels=range(num_classes)). Accuracy is NAN with an error when nothing was added. */
 NB_API double nb_confusion_precision(const nb_confusion *c, int64_t cls);
 NB_API double nb_confusion_recall(const nb_confusion *c, int64_t cls);
 NB_API double nb_confusion_f1(const nb_confusion *c, int64_t cls);
@@ -124,12 +134,16 @@ NB_API void nb_confusion_free(nb_confusion *c);
  * samples/s and ETA; otherwise (CI, files) a plain line every `log_every` steps and at the end of each epoch.
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nb_progress nb_progress;
-/* total_steps per epoch; epochs; f the stream (NULL: stderr). NB_PROGRESS=plain|bar|off overrides the choice. */
+/* total_steps per epoch; epochs; f the stream (NULL: stderr). NB_PROGRESS=plain|bar|off overrides the choice.
+ * 0 for epochs or total_steps means unknown (no total, no ETA); log_every 0 prints only the epochs' ends. */
 NB_API nb_progress *nb_progress_new(FILE *f, int64_t epochs, int64_t total_steps, int64_t log_every);
-/* Reports one finished step of `samples` samples; loss and accuracy may be NAN when unknown. */
+/* Reports one finished step of `samples` samples; epoch (0..epochs-1) and step (0..total_steps-1) are loop
+ * indices, displayed from 1 ("epoch 1/2"). loss and accuracy may be NAN when unknown (not shown); the values
+ * displayed are running means over the epoch weighted by samples. */
 NB_API void nb_progress_update(nb_progress *p, int64_t epoch, int64_t step, int64_t samples, double loss,
                                double accuracy);
-/* Ends the current epoch's line with a summary (and extra text such as "test_acc=0.97", may be NULL). */
+/* Ends the current epoch's line with a summary (and extra text such as "test_acc=0.97", may be NULL). In plain
+ * mode this summary replaces the line of the epoch's last step. */
 NB_API void nb_progress_end_epoch(nb_progress *p, const char *extra);
 NB_API void nb_progress_free(nb_progress *p);
 

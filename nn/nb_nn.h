@@ -186,40 +186,54 @@ NB_API nb_status nb_init_kaiming_normal_(nb_tensor *t, double a, nb_fan_mode mod
                                          nb_generator *g);
 
 /* ------------------------------------------------------------------------------------------------
- * Losses. reduction: mean over elements (PyTorch's default), sum, or none (elementwise result).
+ * Losses. reduction: mean over elements (PyTorch's default), sum, or none (elementwise result); the mean of an
+ * empty input is NaN, as in PyTorch. Inputs are f32 or f64 (mixed dtypes promote); targets of the class losses are
+ * i64. Errors: NB_ERR_SHAPE naming the loss and both shapes, NB_ERR_DTYPE, NB_ERR_ARG for an invalid reduction,
+ * beta, delta or label_smoothing. Gradients flow into every floating-point argument (targets and weights too).
  * ---------------------------------------------------------------------------------------------- */
 typedef enum nb_reduction { NB_REDUCTION_MEAN = 0, NB_REDUCTION_SUM, NB_REDUCTION_NONE } nb_reduction;
 
-/* (input - target)^2 */
+/* The regression losses take input and target of exactly the same shape: where PyTorch broadcasts different
+ * shapes (with a warning), nabla refuses them, since an (N, 1) prediction against an (N) target would silently
+ * become an (N, N) loss. d = input - target. */
+/* d^2 */
 NB_API nb_tensor *nb_mse_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
-/* |input - target| */
+/* |d| (gradient 0 at d = 0) */
 NB_API nb_tensor *nb_l1_loss(nb_tensor *input, nb_tensor *target, nb_reduction reduction);
-/* 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta > 0). */
+/* 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta. beta finite and >= 0; beta 0 is the L1 loss (PyTorch). */
 NB_API nb_tensor *nb_smooth_l1_loss(nb_tensor *input, nb_tensor *target, double beta, nb_reduction reduction);
-/* 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta). */
+/* 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta). delta finite and > 0. */
 NB_API nb_tensor *nb_huber_loss(nb_tensor *input, nb_tensor *target, double delta, nb_reduction reduction);
-/* -w [y log p + (1 - y) log(1 - p)] with p in [0, 1] (logs clamped at -100 as PyTorch). weight NULL or
- * broadcastable to input. */
+/* w [(y - 1) max(log(1 - p), -100) - y max(log p, -100)], PyTorch's clamped form; target has probs' shape, weight
+ * is NULL or broadcasts to it. probs outside [0, 1] (or NaN) are NB_ERR_VALUE naming the first one. The gradient
+ * is the clamped formula's own: 0 where a log is clamped (p = 0 or 1), where PyTorch uses (p - y) / max(p (1 - p),
+ * 1e-12). */
 NB_API nb_tensor *nb_bce_loss(nb_tensor *probs, nb_tensor *target, nb_tensor *weight, nb_reduction reduction);
-/* Stable -w [pw y log s(x) + (1 - y) log(1 - s(x))]; pos_weight NULL or broadcastable along the last dim. */
+/* -w [pw y log s(x) + (1 - y) log(1 - s(x))], computed stably as w [(1 - y) x + (1 + (pw - 1) y) softplus(-x)]
+ * (finite for any logits). target has logits' shape; weight and pos_weight (typically (C), one per class along the
+ * last dim) are NULL or broadcast to it. */
 NB_API nb_tensor *nb_bce_with_logits_loss(nb_tensor *logits, nb_tensor *target, nb_tensor *weight,
                                           nb_tensor *pos_weight, nb_reduction reduction);
 typedef struct nb_cross_entropy_options {
     nb_tensor *weight;      /* (C) class weights, or NULL */
     int64_t ignore_index;   /* targets equal to it contribute nothing; PyTorch's default -100 */
     double label_smoothing; /* in [0, 1] */
-    nb_reduction reduction; /* mean divides by the sum of the weights of the non-ignored targets */
+    nb_reduction reduction; /* mean divides by the sum of the weights of the non-ignored targets (NaN if none) */
 } nb_cross_entropy_options;
 /* Defaults: no weight, ignore_index -100, no smoothing, mean. */
 NB_API nb_cross_entropy_options nb_cross_entropy_defaults(void);
-/* Cross-entropy from logits (N, C) (or (N, C, d1, ...)) and i64 class indices (N) (or (N, d1, ...)), via a
- * stable log_softmax. Out-of-range targets are errors naming the value. options NULL means the defaults. */
+/* Cross-entropy from logits (N, C) (or (N, C, d1, ...), or (C) with a 0-d target) and i64 class indices (N) (or
+ * (N, d1, ...)), via a stable log_softmax. With log-probabilities lp and eps = label_smoothing, as PyTorch:
+ *     loss_i = (1 - eps) w[t_i] (-lp[i, t_i]) + (eps / C) sum_c w[c] (-lp[i, c])      (0 where t_i is ignored)
+ * Targets outside [0, C) other than ignore_index are NB_ERR_INDEX naming the value and C. Class-probability
+ * targets (float, shaped like the logits) are not supported. options NULL means the defaults. */
 NB_API nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *target, const nb_cross_entropy_options *options);
 /* Negative log-likelihood from log-probabilities, same shapes and options (label_smoothing ignored). */
 NB_API nb_tensor *nb_nll_loss(nb_tensor *log_probs, nb_tensor *target, const nb_cross_entropy_options *options);
 
 /* Penalties over the parameters of a list (buffers excluded; frozen ones included only if include_frozen):
- * L1 = sum |p|, L2 = sum p^2 (add lambda * penalty to the loss). 0-d f32 (f64 if any parameter is f64). */
+ * L1 = sum |p|, L2 = sum p^2 (add lambda * penalty to the loss). 0-d f32 (f64 if any included parameter is f64);
+ * 0 when no parameter is included. */
 NB_API nb_tensor *nb_l1_penalty(const nb_param_list *params, bool include_frozen);
 NB_API nb_tensor *nb_l2_penalty(const nb_param_list *params, bool include_frozen);
 
@@ -236,12 +250,17 @@ typedef struct nb_metadata {
     int count;
     nb_metadata_entry entries[32];
 } nb_metadata;
+/* Adds key = value, or replaces the value of an existing key. Start from `nb_metadata m = {0};`. Errors: NB_ERR_ARG
+ * for an empty key, a key over 63 or a value over 255 bytes, text that is not UTF-8, or a 33rd key. */
 NB_API nb_status nb_metadata_set(nb_metadata *m, const char *key, const char *value);
 NB_API const char *nb_metadata_get(const nb_metadata *m, const char *key); /* NULL when absent */
 
-/* Writes every tensor of the list (parameters and buffers) and the metadata (may be NULL) to path atomically:
- * a temporary file in the same directory, fsync, rename; a failure at any point leaves an existing file at
- * path untouched. Errors: NB_ERR_IO naming the path and the system's reason. */
+/* Writes every tensor of the list (parameters and buffers; non-contiguous ones as their row-major values) and the
+ * metadata (may be NULL) to path atomically: a temporary file "<path>.tmp.<pid>.<n>" in the same directory,
+ * fsync, rename, fsync of the directory; a failure at any point removes the temporary file and leaves an existing
+ * file at path untouched. The header lists "__metadata__" first, then the tensors in list order, and the data
+ * follows in the same order. Errors: NB_ERR_IO naming the path and the system's reason; NB_ERR_ARG for names
+ * that are not valid UTF-8, duplicated, or "__metadata__". */
 NB_API nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata);
 
 typedef enum nb_load_mode {
@@ -256,15 +275,20 @@ typedef struct nb_load_report {
     int mismatched; /* same name, different dtype or shape */
     char details[4096]; /* one line per missing/unexpected/mismatched name, e.g. "mismatch fc2.weight: file (5, 128) f32, model (10, 128) f32" */
 } nb_load_report;
-/* Loads tensors from path into the list's tensors (copied in place, by name). report may be NULL. Errors:
+/* Loads tensors from path into the list's tensors (copied in place, by name, with nb_copy_). Every tensor is read
+ * before any is written, so on any error the list's tensors are unchanged. report may be NULL. Errors:
  * NB_ERR_IO (cannot open/read), NB_ERR_FORMAT (truncated or corrupt file: bad header length, invalid JSON,
- * offsets outside the data, unsupported dtype; the message names the path and what is wrong), NB_ERR_SHAPE
- * (strict mode mismatch; the message lists every problem). metadata (may be NULL) receives the file's
+ * offsets outside the data, overlapping or with gaps, any dtype other than F32/F64/I64/BOOL; the message names the
+ * path and what is wrong), NB_ERR_SHAPE (strict mode mismatch; the message lists every problem, as far as the
+ * message length allows, then "... and N more"; the report has the same lines). metadata (may be NULL) receives the file's
  * metadata. A corrupt file never causes a crash, an out-of-bounds read or a huge allocation. */
 NB_API nb_status nb_load_safetensors(const char *path, nb_param_list *into, nb_load_mode mode,
                                      nb_load_report *report, nb_metadata *metadata);
-/* Reads every tensor of a safetensors file into a new list of new caller-owned tensors (free each with
- * nb_free, then the list). */
+/* Reads every tensor of a safetensors file, in header order, into a new list of new caller-owned tensors (free
+ * each with nb_free, then the list). Unlike nb_load_safetensors it converts exactly: F16 and BF16 to f32, the
+ * integer dtypes (I8..I32, U8..U64) to i64 (a U64 value above INT64_MAX is NB_ERR_FORMAT); F8 dtypes are
+ * NB_ERR_FORMAT. For both functions, file metadata that does not fit nb_metadata is NB_ERR_FORMAT unless
+ * metadata is NULL. */
 NB_API nb_param_list *nb_read_safetensors(const char *path, nb_metadata *metadata);
 
 #ifdef __cplusplus

@@ -62,21 +62,30 @@ NB_API nb_status nb_optimizer_step(nb_optimizer *opt);
 NB_API void nb_optimizer_zero_grad(nb_optimizer *opt);
 NB_API double nb_optimizer_get_lr(const nb_optimizer *opt);
 NB_API void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
-/* Number of step calls so far. */
+/* Number of step calls so far (each parameter also counts its own updates, as PyTorch does: its "step" state). */
 NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
 /* Appends the optimizer's state tensors to out, named "<param name>.<state>" with the given prefix
- * (e.g. "optim.fc1.weight.exp_avg"), and stores the step count and lr in metadata (may be NULL), so that
+ * (e.g. "optim.fc1.weight.exp_avg"; no prefix and no dot for "" or NULL), and stores the optimizer type, step count
+ * and lr in metadata (may be NULL) as "<prefix>.optimizer", "<prefix>.steps", "<prefix>.lr", so that
  * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly.
- * State tensors are created on first use by step(); calling this before the first step creates them (zeros). */
+ * States (PyTorch's keys): every optimizer "step" (0-d i64, this parameter's update count); SGD "momentum_buffer"
+ * (with momentum); Adam/AdamW "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (amsgrad); RMSprop "square_avg",
+ * "momentum_buffer" (momentum > 0), "grad_avg" (centered); Adagrad "sum". They are added as buffers, are owned by
+ * the optimizer (their handles die in nb_optimizer_free) and cover every parameter, frozen ones included.
+ * State tensors are created on first use by step(); calling this before the first step creates them with their
+ * initial values (zeros; Adagrad's sum holds initial_accumulator_value). */
 NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata);
 /* Restores the step count and lr from metadata written by nb_optimizer_state (the state tensors themselves
- * are loaded in place through the list nb_optimizer_state filled). */
+ * are loaded in place through the list nb_optimizer_state filled). NB_ERR_FORMAT, naming the key, for a missing
+ * or malformed entry or another optimizer type; nothing is changed then. */
 NB_API nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_optimizer_free(nb_optimizer *opt);
 
 /* ------------------------------------------------------------------------------------------------
  * Learning-rate schedules. Each adjusts its optimizer's lr when stepped (once per epoch, or per batch:
- * the unit is the caller's), from the lr the optimizer had when the schedule was created (base_lr).
+ * the unit is the caller's), from the lr the optimizer had when the schedule was created (base_lr). Like PyTorch's
+ * constructors, creating one sets the epoch-0 lr (LinearLR starts at base_lr start_factor). The optimizer must
+ * outlive the schedule.
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nb_scheduler nb_scheduler;
 /* lr = base_lr gamma^floor(epoch / step_size) */
@@ -91,7 +100,8 @@ NB_API nb_scheduler *nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max
  * with end_factor 1). */
 NB_API nb_scheduler *nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, double start_factor);
 /* ReduceLROnPlateau: when the metric has not improved (mode min: below best (1 - threshold) with relative
- * threshold) for more than `patience` steps, lr = max(lr factor, min_lr), then wait `cooldown` steps. */
+ * threshold) for more than `patience` steps, lr = max(lr factor, min_lr), then wait `cooldown` steps. As in
+ * PyTorch, a reduction smaller than 1e-8 (its eps) is skipped, and a NaN metric counts as no improvement. */
 typedef struct nb_plateau_options {
     bool maximize;
     double factor, threshold, min_lr;
@@ -105,7 +115,10 @@ NB_API nb_status nb_scheduler_step(nb_scheduler *s);
 /* Advances reduce-on-plateau with this epoch's metric (other schedules ignore the metric). */
 NB_API nb_status nb_scheduler_step_metric(nb_scheduler *s, double metric);
 NB_API int64_t nb_scheduler_epoch(const nb_scheduler *s);
-/* Saves / restores the schedule position (epoch, best metric, counters) as metadata entries under prefix. */
+/* Saves / restores the schedule position (epoch, base_lr, and for plateau the best metric and counters) as
+ * metadata entries under prefix ("<prefix>.scheduler" names the kind, checked on restore). Restoring a closed-form
+ * schedule also sets the optimizer's lr for the restored epoch, so the schedule may be created before or after
+ * nb_optimizer_restore. */
 NB_API nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata);
 NB_API nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_scheduler_free(nb_scheduler *s);
@@ -114,9 +127,11 @@ NB_API void nb_scheduler_free(nb_scheduler *s);
  * Gradient clipping (in place, over the gradients of a list's parameters)
  * ---------------------------------------------------------------------------------------------- */
 /* Scales all gradients by min(1, max_norm / (total_norm + 1e-6)), total_norm the norm_type-norm of all
- * gradients together (INFINITY for the max norm). Returns total_norm, or NAN on error. */
+ * gradients together (INFINITY for the max norm; any norm_type > 0). Every non-buffer entry holding a gradient
+ * takes part, as PyTorch takes every parameter whose .grad is set. Returns total_norm (0 when no gradient), or NAN
+ * on error; as in PyTorch, a NaN in a gradient gives a NaN total and NaN gradients without an error. */
 NB_API double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type);
-/* Clamps every gradient element to [-clip, clip]. */
+/* Clamps every gradient element (non-buffer entries) to [-clip, clip], clip >= 0. */
 NB_API nb_status nb_clip_grad_value(const nb_param_list *params, double clip);
 
 /* ------------------------------------------------------------------------------------------------
@@ -124,13 +139,16 @@ NB_API nb_status nb_clip_grad_value(const nb_param_list *params, double clip);
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nb_early_stopping nb_early_stopping;
 /* Stop after `patience` epochs without an improvement larger than min_delta (below best - min_delta when
- * minimizing). keep_best copies the parameters at each new best. */
+ * minimizing). keep_best copies the list's tensors (parameters and buffers) at each new best. Epochs count the
+ * update calls from 0. */
 NB_API nb_early_stopping *nb_early_stopping_new(int64_t patience, double min_delta, bool maximize, bool keep_best);
-/* Records this epoch's metric; returns true when training should stop. */
+/* Records this epoch's metric; returns true when training should stop (at once for a NaN metric). params may be
+ * NULL without keep_best; with it, the list must keep its entries (names, order) across calls. On error (returns
+ * false) nothing is recorded. */
 NB_API bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_param_list *params);
 NB_API double nb_early_stopping_best(const nb_early_stopping *es);
 NB_API int64_t nb_early_stopping_best_epoch(const nb_early_stopping *es);
-/* Copies the best weights back into params. NB_ERR_STATE when none were kept. */
+/* Copies the best weights back into params, matched by name. NB_ERR_STATE when none were kept. */
 NB_API nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *params);
 NB_API void nb_early_stopping_free(nb_early_stopping *es);
 

@@ -1,86 +1,288 @@
-/* Stubs until this part lands: each reports that it is not implemented yet. */
-#include "internal.h"
-#include "nb_optim.h"
+/* Learning-rate schedules: closed forms of PyTorch's StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR and
+ * LinearLR, and ReduceLROnPlateau's state machine (PyTorch 1.13). */
+#include "optim_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
-nb_scheduler * nb_step_lr_new(nb_optimizer *opt, int64_t step_size, double gamma)
+typedef enum kind { STEP, MULTISTEP, EXPONENTIAL, COSINE, LINEAR, PLATEAU } kind;
+static const char *const type_names[] = {"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
+                                         "ReduceLROnPlateau"};
+
+/* ReduceLROnPlateau ignores reductions smaller than this (PyTorch's default eps). */
+#define PLATEAU_EPS 1e-8
+
+struct nb_scheduler {
+    kind kind;
+    nb_optimizer *opt;
+    double base_lr;
+    int64_t epoch;
+    double gamma;
+    int64_t period;     /* step_size, t_max or warmup steps */
+    double extra;       /* eta_min or start_factor */
+    int n_milestones;
+    int64_t *milestones;
+    nb_plateau_options plateau;
+    double best;
+    int64_t bad_epochs, cooldown_left;
+};
+
+static double closed_form(const nb_scheduler *s, int64_t e)
 {
-    (void)opt; (void)step_size; (void)gamma;
-    return nbi_error(NB_ERR_STATE, "nb_step_lr_new: not implemented yet");
+    switch (s->kind) {
+    case STEP: return s->base_lr * pow(s->gamma, (double)(e / s->period));
+    case MULTISTEP: {
+        int passed = 0; /* a repeated milestone counts twice, as in PyTorch */
+        while (passed < s->n_milestones && s->milestones[passed] <= e) passed++;
+        return s->base_lr * pow(s->gamma, passed);
+    }
+    case EXPONENTIAL: return s->base_lr * pow(s->gamma, (double)e);
+    case COSINE: {
+        /* eta_min + (base - eta_min) w, written as an interpolation so that w = 1 gives base_lr exactly */
+        double w = (1 + cos(M_PI * (double)e / (double)s->period)) / 2;
+        return s->base_lr * w + s->extra * (1 - w);
+    }
+    case LINEAR: {
+        double f = s->extra + (1 - s->extra) * (double)(e < s->period ? e : s->period) / (double)s->period;
+        return s->base_lr * f;
+    }
+    case PLATEAU: break;
+    }
+    return s->base_lr;
 }
 
-nb_scheduler * nb_multistep_lr_new(nb_optimizer *opt, int n, const int64_t *milestones, double gamma)
+/* A schedule on opt at epoch 0; like PyTorch's constructor it sets the epoch-0 lr (LinearLR starts low). */
+static nb_scheduler *make(nb_optimizer *opt, kind k, const char *fn)
 {
-    (void)opt; (void)n; (void)milestones; (void)gamma;
-    return nbi_error(NB_ERR_STATE, "nb_multistep_lr_new: not implemented yet");
+    if (!opt) return nbi_error(NB_ERR_NULL, "%s: optimizer is NULL", fn);
+    nb_scheduler *s = calloc(1, sizeof *s);
+    if (!s) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    s->kind = k;
+    s->opt = opt;
+    s->base_lr = opt->lr;
+    return s;
 }
 
-nb_scheduler * nb_exponential_lr_new(nb_optimizer *opt, double gamma)
+static nb_scheduler *start(nb_scheduler *s)
 {
-    (void)opt; (void)gamma;
-    return nbi_error(NB_ERR_STATE, "nb_exponential_lr_new: not implemented yet");
+    if (s->kind != PLATEAU) s->opt->lr = closed_form(s, 0);
+    return s;
 }
 
-nb_scheduler * nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max, double eta_min)
+static bool check_gamma(const char *fn, double gamma)
 {
-    (void)opt; (void)t_max; (void)eta_min;
-    return nbi_error(NB_ERR_STATE, "nb_cosine_annealing_lr_new: not implemented yet");
+    if (isfinite(gamma) && gamma > 0) return true;
+    nbi_error(NB_ERR_ARG, "%s: gamma must be a finite number > 0, got %g", fn, gamma);
+    return false;
 }
 
-nb_scheduler * nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, double start_factor)
+nb_scheduler *nb_step_lr_new(nb_optimizer *opt, int64_t step_size, double gamma)
 {
-    (void)opt; (void)warmup_steps; (void)start_factor;
-    return nbi_error(NB_ERR_STATE, "nb_linear_warmup_new: not implemented yet");
+    const char *fn = "nb_step_lr_new";
+    if (step_size <= 0) return nbi_error(NB_ERR_ARG, "%s: step_size must be > 0, got %lld", fn, (long long)step_size);
+    if (!check_gamma(fn, gamma)) return NULL;
+    nb_scheduler *s = make(opt, STEP, fn);
+    if (!s) return NULL;
+    s->period = step_size;
+    s->gamma = gamma;
+    return start(s);
+}
+
+nb_scheduler *nb_multistep_lr_new(nb_optimizer *opt, int n, const int64_t *milestones, double gamma)
+{
+    const char *fn = "nb_multistep_lr_new";
+    if (n < 0) return nbi_error(NB_ERR_ARG, "%s: n must be >= 0, got %d", fn, n);
+    if (n > 0 && !milestones) return nbi_error(NB_ERR_NULL, "%s: milestones is NULL", fn);
+    for (int i = 0; i < n; i++) {
+        if (milestones[i] < 0)
+            return nbi_error(NB_ERR_ARG, "%s: milestones[%d] is %lld; milestones must be >= 0", fn, i,
+                             (long long)milestones[i]);
+        if (i > 0 && milestones[i] < milestones[i - 1])
+            return nbi_error(NB_ERR_ARG, "%s: milestones must be increasing, but milestones[%d] = %lld < %lld", fn,
+                             i, (long long)milestones[i], (long long)milestones[i - 1]);
+    }
+    if (!check_gamma(fn, gamma)) return NULL;
+    int64_t *copy = malloc((size_t)(n > 0 ? n : 1) * sizeof *copy);
+    if (!copy) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    nb_scheduler *s = make(opt, MULTISTEP, fn);
+    if (!s) {
+        free(copy);
+        return NULL;
+    }
+    if (n > 0) memcpy(copy, milestones, (size_t)n * sizeof *copy);
+    s->milestones = copy;
+    s->n_milestones = n;
+    s->gamma = gamma;
+    return start(s);
+}
+
+nb_scheduler *nb_exponential_lr_new(nb_optimizer *opt, double gamma)
+{
+    const char *fn = "nb_exponential_lr_new";
+    if (!check_gamma(fn, gamma)) return NULL;
+    nb_scheduler *s = make(opt, EXPONENTIAL, fn);
+    if (!s) return NULL;
+    s->gamma = gamma;
+    return start(s);
+}
+
+nb_scheduler *nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max, double eta_min)
+{
+    const char *fn = "nb_cosine_annealing_lr_new";
+    if (t_max <= 0) return nbi_error(NB_ERR_ARG, "%s: t_max must be > 0, got %lld", fn, (long long)t_max);
+    if (!nbi_optim_check_nonneg(fn, "eta_min", eta_min)) return NULL;
+    nb_scheduler *s = make(opt, COSINE, fn);
+    if (!s) return NULL;
+    s->period = t_max;
+    s->extra = eta_min;
+    return start(s);
+}
+
+nb_scheduler *nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, double start_factor)
+{
+    const char *fn = "nb_linear_warmup_new";
+    if (warmup_steps <= 0)
+        return nbi_error(NB_ERR_ARG, "%s: warmup_steps must be > 0, got %lld", fn, (long long)warmup_steps);
+    if (!(start_factor > 0 && start_factor <= 1))
+        return nbi_error(NB_ERR_ARG, "%s: start_factor must be in (0, 1], got %g", fn, start_factor);
+    nb_scheduler *s = make(opt, LINEAR, fn);
+    if (!s) return NULL;
+    s->period = warmup_steps;
+    s->extra = start_factor;
+    return start(s);
 }
 
 nb_plateau_options nb_plateau_defaults(void)
 {
-    
-    nb_plateau_options r_ = {0};
-    nbi_error(NB_ERR_STATE, "nb_plateau_defaults: not implemented yet");
-    return r_;
+    return (nb_plateau_options){.maximize = false, .factor = 0.1, .threshold = 1e-4, .min_lr = 0, .patience = 10,
+                                .cooldown = 0};
 }
 
-nb_scheduler * nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options options)
+nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options o)
 {
-    (void)opt; (void)options;
-    return nbi_error(NB_ERR_STATE, "nb_reduce_on_plateau_new: not implemented yet");
+    const char *fn = "nb_reduce_on_plateau_new";
+    if (!(o.factor >= 0 && o.factor < 1))
+        return nbi_error(NB_ERR_ARG, "%s: factor must be in [0, 1), got %g", fn, o.factor);
+    if (!nbi_optim_check_nonneg(fn, "threshold", o.threshold) || !nbi_optim_check_nonneg(fn, "min_lr", o.min_lr))
+        return NULL;
+    if (o.patience < 0) return nbi_error(NB_ERR_ARG, "%s: patience must be >= 0, got %lld", fn, (long long)o.patience);
+    if (o.cooldown < 0) return nbi_error(NB_ERR_ARG, "%s: cooldown must be >= 0, got %lld", fn, (long long)o.cooldown);
+    nb_scheduler *s = make(opt, PLATEAU, fn);
+    if (!s) return NULL;
+    s->plateau = o;
+    s->best = o.maximize ? -INFINITY : INFINITY;
+    return start(s);
+}
+
+/* PyTorch's relative threshold; a NaN metric is never better. */
+static bool improves(const nb_scheduler *s, double metric)
+{
+    const nb_plateau_options *o = &s->plateau;
+    return o->maximize ? metric > s->best * (1 + o->threshold) : metric < s->best * (1 - o->threshold);
+}
+
+static void plateau_step(nb_scheduler *s, double metric)
+{
+    const nb_plateau_options *o = &s->plateau;
+    s->epoch++;
+    if (improves(s, metric)) {
+        s->best = metric;
+        s->bad_epochs = 0;
+    } else {
+        s->bad_epochs++;
+    }
+    if (s->cooldown_left > 0) {
+        s->cooldown_left--;
+        s->bad_epochs = 0;
+    }
+    if (s->bad_epochs > o->patience) {
+        double old_lr = s->opt->lr, new_lr = fmax(old_lr * o->factor, o->min_lr);
+        if (old_lr - new_lr > PLATEAU_EPS) s->opt->lr = new_lr;
+        s->cooldown_left = o->cooldown;
+        s->bad_epochs = 0;
+    }
 }
 
 nb_status nb_scheduler_step(nb_scheduler *s)
 {
-    (void)s;
-    return nbi_fail(NB_ERR_STATE, "nb_scheduler_step: not implemented yet");
+    if (!s) return nbi_fail(NB_ERR_NULL, "nb_scheduler_step: scheduler is NULL");
+    if (s->kind == PLATEAU)
+        return nbi_fail(NB_ERR_STATE, "nb_scheduler_step: ReduceLROnPlateau needs the metric: use "
+                                      "nb_scheduler_step_metric");
+    s->epoch++;
+    s->opt->lr = closed_form(s, s->epoch);
+    return NB_OK;
 }
 
 nb_status nb_scheduler_step_metric(nb_scheduler *s, double metric)
 {
-    (void)s; (void)metric;
-    return nbi_fail(NB_ERR_STATE, "nb_scheduler_step_metric: not implemented yet");
+    if (!s) return nbi_fail(NB_ERR_NULL, "nb_scheduler_step_metric: scheduler is NULL");
+    if (s->kind != PLATEAU) return nb_scheduler_step(s);
+    plateau_step(s, metric);
+    return NB_OK;
 }
 
 int64_t nb_scheduler_epoch(const nb_scheduler *s)
 {
-    (void)s;
-    nbi_error(NB_ERR_STATE, "nb_scheduler_epoch: not implemented yet");
-    return -1;
+    if (!s) {
+        nbi_error(NB_ERR_NULL, "nb_scheduler_epoch: scheduler is NULL");
+        return -1;
+    }
+    return s->epoch;
 }
 
 nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata)
 {
-    (void)s; (void)prefix; (void)metadata;
-    return nbi_fail(NB_ERR_STATE, "nb_scheduler_state: not implemented yet");
+    const char *fn = "nb_scheduler_state";
+    if (!s || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !s ? "scheduler" : "metadata");
+    nb_status st = nbi_meta_set_str(metadata, prefix, "scheduler", type_names[s->kind], fn);
+    if (!st) st = nbi_meta_set_int(metadata, prefix, "epoch", s->epoch, fn);
+    if (!st) st = nbi_meta_set_double(metadata, prefix, "base_lr", s->base_lr, fn);
+    if (!st && s->kind == PLATEAU) {
+        st = nbi_meta_set_double(metadata, prefix, "best", s->best, fn);
+        if (!st) st = nbi_meta_set_int(metadata, prefix, "num_bad_epochs", s->bad_epochs, fn);
+        if (!st) st = nbi_meta_set_int(metadata, prefix, "cooldown_counter", s->cooldown_left, fn);
+    }
+    return st;
 }
 
 nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix)
 {
-    (void)s; (void)metadata; (void)prefix;
-    return nbi_fail(NB_ERR_STATE, "nb_scheduler_restore: not implemented yet");
+    const char *fn = "nb_scheduler_restore";
+    if (!s || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !s ? "scheduler" : "metadata");
+    int64_t epoch, bad = 0, cooldown = 0;
+    double base_lr, best = s->best;
+    nb_status st = nbi_meta_expect_str(metadata, prefix, "scheduler", type_names[s->kind], fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "epoch", &epoch, fn);
+    if (!st) st = nbi_meta_get_double(metadata, prefix, "base_lr", &base_lr, fn);
+    if (!st && s->kind == PLATEAU) {
+        st = nbi_meta_get_double(metadata, prefix, "best", &best, fn);
+        if (!st) st = nbi_meta_get_int(metadata, prefix, "num_bad_epochs", &bad, fn);
+        if (!st) st = nbi_meta_get_int(metadata, prefix, "cooldown_counter", &cooldown, fn);
+    }
+    if (st) return st;
+    if (epoch < 0 || bad < 0 || cooldown < 0 || !isfinite(base_lr) || base_lr < 0)
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, base_lr %g, num_bad_epochs %lld, "
+                        "cooldown_counter %lld; none may be negative", fn, (long long)epoch, base_lr, (long long)bad,
+                        (long long)cooldown);
+    s->epoch = epoch;
+    s->base_lr = base_lr;
+    s->best = best;
+    s->bad_epochs = bad;
+    s->cooldown_left = cooldown;
+    /* A schedule made after its optimizer was restored starts from the restored lr and may have changed it
+     * (LinearLR does): the closed form puts back the lr of the restored epoch. ReduceLROnPlateau keeps the
+     * optimizer's own restored lr. */
+    if (s->kind != PLATEAU) s->opt->lr = closed_form(s, epoch);
+    return NB_OK;
 }
 
 void nb_scheduler_free(nb_scheduler *s)
 {
-    (void)s;
-    nbi_error(NB_ERR_STATE, "nb_scheduler_free: not implemented yet");
+    if (!s) return;
+    free(s->milestones);
+    free(s);
 }

@@ -1,0 +1,39 @@
+/* Adagrad (lr decay, initial accumulator, weight decay), as torch.optim.Adagrad (PyTorch 1.13). */
+#include "optim_internal.h"
+
+#include <math.h>
+
+nb_adagrad_options nb_adagrad_defaults(void)
+{
+    return (nb_adagrad_options){.lr = 0.01, .eps = 1e-10};
+}
+
+/* state: step, sum */
+static nb_status adagrad_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
+                                int64_t t)
+{
+    const nb_adagrad_options *o = &opt->options.adagrad;
+    nb_tensor *sum = state[1];
+    if (o->weight_decay != 0) g = nb_add(g, nb_mul_scalar(p, o->weight_decay));
+    double clr = opt->lr / (1 + (double)(t - 1) * o->lr_decay);
+    nb_status st = nb_copy_(sum, nb_add(sum, nb_mul(g, g)));
+    if (st) return st;
+    nb_tensor *std = nb_add_scalar(nb_sqrt(sum), o->eps);
+    return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(g, clr), std)));
+}
+
+nb_optimizer *nb_adagrad_new(const nb_param_list *params, nb_adagrad_options o)
+{
+    const char *fn = "nb_adagrad_new";
+    if (!nbi_optim_check_nonneg(fn, "lr", o.lr) || !nbi_optim_check_nonneg(fn, "lr_decay", o.lr_decay) ||
+        !nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay) ||
+        !nbi_optim_check_nonneg(fn, "initial_accumulator_value", o.initial_accumulator_value) ||
+        !nbi_optim_check_nonneg(fn, "eps", o.eps))
+        return NULL;
+    nb_optimizer *opt = nbi_optimizer_new(params, "Adagrad", o.lr, adagrad_update, fn);
+    if (!opt) return NULL;
+    opt->options.adagrad = o;
+    /* PyTorch fills the accumulator at construction; here it is filled when first created, which is the same. */
+    nbi_optim_add_state(opt, "sum", o.initial_accumulator_value);
+    return opt;
+}

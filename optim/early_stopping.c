@@ -1,0 +1,154 @@
+/* Early stopping on a validation metric, keeping a copy of the best weights. */
+#include "optim_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nb_early_stopping {
+    int64_t patience;
+    double min_delta;
+    bool maximize, keep_best;
+    int64_t epoch;      /* updates so far */
+    int64_t best_epoch; /* -1 before the first update */
+    double best;
+    int64_t bad_epochs;
+    int n_kept; /* copies of every entry (parameters and buffers) at the best epoch, by name */
+    nb_named_tensor *kept;
+};
+
+nb_early_stopping *nb_early_stopping_new(int64_t patience, double min_delta, bool maximize, bool keep_best)
+{
+    const char *fn = "nb_early_stopping_new";
+    if (patience < 0) return nbi_error(NB_ERR_ARG, "%s: patience must be >= 0, got %lld", fn, (long long)patience);
+    if (!nbi_optim_check_nonneg(fn, "min_delta", min_delta)) return NULL;
+    nb_early_stopping *es = calloc(1, sizeof *es);
+    if (!es) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    es->patience = patience;
+    es->min_delta = min_delta;
+    es->maximize = maximize;
+    es->keep_best = keep_best;
+    es->best_epoch = -1;
+    es->best = maximize ? -INFINITY : INFINITY;
+    return es;
+}
+
+/* Copies the list's tensors into the kept copies (made at the first best; the list must keep its layout). */
+static nb_status snapshot(nb_early_stopping *es, const nb_param_list *params, const char *fn)
+{
+    for (int i = 0; i < params->count; i++)
+        if (!nbi_resolve(params->items[i].tensor, fn, params->items[i].name)) return nb_last_status();
+    if (!es->kept) {
+        es->kept = calloc((size_t)(params->count > 0 ? params->count : 1), sizeof *es->kept);
+        if (!es->kept) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
+        nbi_count_system_alloc();
+        nb_no_grad_begin();
+        for (int i = 0; i < params->count; i++) {
+            es->kept[i] = params->items[i];
+            es->kept[i].tensor = nbi_nn_own(nb_clone(params->items[i].tensor));
+            if (!es->kept[i].tensor) break;
+            es->n_kept++;
+        }
+        nb_no_grad_end();
+        if (es->n_kept == params->count) return NB_OK;
+        /* out of memory: back to no copies, so that the next best starts over */
+        for (int i = 0; i < es->n_kept; i++) nbi_nn_free_tensor(es->kept[i].tensor);
+        free(es->kept);
+        es->kept = NULL;
+        es->n_kept = 0;
+        return nb_last_status();
+    }
+    if (params->count != es->n_kept)
+        return nbi_fail(NB_ERR_ARG, "%s: params has %d entries, but had %d when the first best weights were kept", fn,
+                        params->count, es->n_kept);
+    for (int i = 0; i < es->n_kept; i++) {
+        if (strcmp(es->kept[i].name, params->items[i].name) != 0)
+            return nbi_fail(NB_ERR_ARG, "%s: entry %d is \"%s\", but was \"%s\" when the first best weights were kept",
+                            fn, i, params->items[i].name, es->kept[i].name);
+        nb_status st = nb_copy_(es->kept[i].tensor, params->items[i].tensor);
+        if (st) return st;
+    }
+    return NB_OK;
+}
+
+bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_param_list *params)
+{
+    const char *fn = "nb_early_stopping_update";
+    if (!es) {
+        nbi_error(NB_ERR_NULL, "%s: early stopping is NULL", fn);
+        return false;
+    }
+    if (es->keep_best && !params) {
+        nbi_error(NB_ERR_NULL, "%s: params is NULL, but keep_best needs the parameters", fn);
+        return false;
+    }
+    /* A diverged run (NaN metric) stops at once; it never counts as an improvement. */
+    if (isnan(metric)) {
+        es->epoch++;
+        return true;
+    }
+    bool improved = es->maximize ? metric > es->best + es->min_delta : metric < es->best - es->min_delta;
+    if (!improved) {
+        es->epoch++;
+        return ++es->bad_epochs >= es->patience;
+    }
+    /* The copy first: a failed call records nothing, so best and the kept weights always agree. */
+    if (es->keep_best && snapshot(es, params, fn)) return false;
+    es->best = metric;
+    es->best_epoch = es->epoch++;
+    es->bad_epochs = 0;
+    return false;
+}
+
+double nb_early_stopping_best(const nb_early_stopping *es)
+{
+    if (!es) {
+        nbi_error(NB_ERR_NULL, "nb_early_stopping_best: early stopping is NULL");
+        return NAN;
+    }
+    return es->best;
+}
+
+int64_t nb_early_stopping_best_epoch(const nb_early_stopping *es)
+{
+    if (!es) {
+        nbi_error(NB_ERR_NULL, "nb_early_stopping_best_epoch: early stopping is NULL");
+        return -1;
+    }
+    return es->best_epoch;
+}
+
+nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *params)
+{
+    const char *fn = "nb_early_stopping_restore";
+    if (!es || !params) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !es ? "early stopping" : "params");
+    if (!es->n_kept)
+        return nbi_fail(NB_ERR_STATE, "%s: no best weights were kept (%s)", fn,
+                        es->keep_best ? "no metric has been recorded yet" : "keep_best is off");
+    /* Matched by name, all checked before anything is written. */
+    for (int i = 0; i < es->n_kept; i++) {
+        const nb_named_tensor *k = &es->kept[i];
+        nb_tensor *t = nb_param_list_find(params, k->name);
+        if (!t) return nbi_fail(NB_ERR_ARG, "%s: params has no entry \"%s\"", fn, k->name);
+        nbi_tensor *dst = nbi_resolve(t, fn, k->name), *src = nbi_peek(k->tensor);
+        if (!dst) return nb_last_status();
+        if (dst->ndim != src->ndim || memcmp(dst->shape, src->shape, (size_t)dst->ndim * sizeof *dst->shape) != 0) {
+            char a[NBI_SHAPE_STR], b[NBI_SHAPE_STR];
+            return nbi_fail(NB_ERR_SHAPE, "%s: \"%s\" has shape %s, the kept weights %s", fn, k->name,
+                            nbi_shape_fmt(a, dst->ndim, dst->shape), nbi_shape_fmt(b, src->ndim, src->shape));
+        }
+    }
+    nb_status st = NB_OK;
+    for (int i = 0; i < es->n_kept && !st; i++)
+        st = nb_copy_(nb_param_list_find(params, es->kept[i].name), es->kept[i].tensor);
+    return st;
+}
+
+void nb_early_stopping_free(nb_early_stopping *es)
+{
+    if (!es) return;
+    for (int i = 0; i < es->n_kept; i++) nbi_nn_free_tensor(es->kept[i].tensor);
+    free(es->kept);
+    free(es);
+}

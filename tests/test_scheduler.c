@@ -1,0 +1,479 @@
+/* Learning-rate schedules and early stopping: lr sequences against PyTorch 1.13 (tests/reference/optim_reference.py),
+ * ReduceLROnPlateau on scripted metrics, state and restore, early stopping's epoch and best weights, errors. */
+#include "helpers.h"
+
+/* An SGD optimizer (lr 0.1) over one caller-owned parameter. */
+typedef struct setup {
+    nb_tensor *p;
+    nb_param_list *list;
+    nb_optimizer *opt;
+} setup;
+
+static setup setup_new(void)
+{
+    setup s;
+    s.p = nb_zeros(NB_SHAPE(1), NB_F64);
+    nb_set_requires_grad(s.p, true);
+    s.list = nb_param_list_new();
+    nb_param_list_add(s.list, "p", s.p, false);
+    nb_sgd_options o = nb_sgd_defaults();
+    o.lr = 0.1;
+    s.opt = nb_sgd_new(s.list, o);
+    ck_assert_msg(s.opt != NULL, "%s", nb_last_error());
+    return s;
+}
+
+static void setup_free(setup *s)
+{
+    nb_optimizer_free(s->opt);
+    nb_param_list_free(s->list);
+    nb_free(s->p);
+}
+
+/* lr right after creation (epoch 0), then after each of 10 steps, for PyTorch's schedulers on SGD(lr=0.1). */
+static const struct {
+    const char *name;
+    double lr[11];
+} expected[] = {
+    {"StepLR(step_size=3, gamma=0.5)", {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125}},
+    {"MultiStepLR(milestones=[2, 5, 5, 8], gamma=0.5)",
+     {0.1, 0.1, 0.05, 0.05, 0.05, 0.0125, 0.0125, 0.0125, 0.00625, 0.00625, 0.00625}},
+    {"ExponentialLR(gamma=0.9)",
+     {0.1, 0.09000000000000001, 0.08100000000000002, 0.07290000000000002, 0.06561000000000002, 0.05904900000000002,
+      0.05314410000000002, 0.04782969000000002, 0.043046721000000024, 0.03874204890000002, 0.03486784401000002}},
+    {"CosineAnnealingLR(T_max=4, eta_min=0.01)",
+     {0.1, 0.08681980515339464, 0.05500000000000001, 0.023180194846605363, 0.01, 0.023180194846605363,
+      0.05500000000000002, 0.08681980515339469, 0.10000000000000006, 0.0868198051533947, 0.05500000000000005}},
+    {"LinearLR(start_factor=0.25, total_iters=4)",
+     {0.025, 0.043750000000000004, 0.06250000000000001, 0.08125000000000002, 0.10000000000000002,
+      0.10000000000000002, 0.10000000000000002, 0.10000000000000002, 0.10000000000000002, 0.10000000000000002,
+      0.10000000000000002}},
+};
+
+static nb_scheduler *make_schedule(int i, nb_optimizer *opt)
+{
+    static const int64_t milestones[] = {2, 5, 5, 8};
+    nb_scheduler *s = NULL;
+    switch (i) {
+    case 0: s = nb_step_lr_new(opt, 3, 0.5); break;
+    case 1: s = nb_multistep_lr_new(opt, 4, milestones, 0.5); break;
+    case 2: s = nb_exponential_lr_new(opt, 0.9); break;
+    case 3: s = nb_cosine_annealing_lr_new(opt, 4, 0.01); break;
+    case 4: s = nb_linear_warmup_new(opt, 4, 0.25); break;
+    }
+    ck_assert_msg(s != NULL, "%s", nb_last_error());
+    return s;
+}
+
+START_TEST(schedules_match_pytorch)
+{
+    setup su = setup_new();
+    nb_scheduler *s = make_schedule(_i, su.opt);
+    for (int e = 0; e <= 10; e++) {
+        if (e > 0) ck_assert_ok(e % 2 ? nb_scheduler_step(s) : nb_scheduler_step_metric(s, 123.0));
+        ck_assert_int_eq(nb_scheduler_epoch(s), e);
+        double lr = nb_optimizer_get_lr(su.opt);
+        ck_assert_msg(fabs(lr - expected[_i].lr[e]) <= 1e-15, "%s epoch %d: lr %.17g, expected %.17g",
+                      expected[_i].name, e, lr, expected[_i].lr[e]);
+    }
+    nb_scheduler_free(s);
+    setup_free(&su);
+}
+END_TEST
+
+/* ReduceLROnPlateau: lr after creation and after each metric, from PyTorch. */
+static const double min_metrics[20] = {1.0, 0.95, 0.92, 0.91, 0.9, 0.8, 0.79, 0.795, 0.7, 0.71, 0.72, 0.73, 0.74,
+                                       0.6, 0.61, 0.62, 0.63, 0.64, 0.65, 0.66};
+static const double min_lrs[21] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05,
+                                   0.05, 0.025, 0.025, 0.025, 0.025};
+static const double max_metrics[15] = {0.5, 0.6, 0.6, 0.61, 0.62, 0.7, 0.7, 0.7, 0.7, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9};
+static const double max_lrs[16] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.03, 0.03, 0.03, 0.03, 0.009, 0.009,
+                                   0.005, 0.005};
+
+/* mode min, factor 0.5, patience 2, threshold 0.05, cooldown 1, min_lr 0.02 */
+static nb_plateau_options min_options(void)
+{
+    nb_plateau_options o = nb_plateau_defaults();
+    o.factor = 0.5;
+    o.patience = 2;
+    o.threshold = 0.05;
+    o.cooldown = 1;
+    o.min_lr = 0.02;
+    return o;
+}
+
+START_TEST(plateau_matches_pytorch)
+{
+    setup su = setup_new();
+    nb_scheduler *s = nb_reduce_on_plateau_new(su.opt, min_options());
+    ck_assert(nb_optimizer_get_lr(su.opt) == min_lrs[0]);
+    for (int e = 0; e < 20; e++) {
+        ck_assert_ok(nb_scheduler_step_metric(s, min_metrics[e]));
+        ck_assert_msg(nb_optimizer_get_lr(su.opt) == min_lrs[e + 1], "min, after metric %d: lr %.17g, expected %g", e,
+                      nb_optimizer_get_lr(su.opt), min_lrs[e + 1]);
+    }
+    ck_assert_int_eq(nb_scheduler_epoch(s), 20);
+    /* plain step needs the metric */
+    ck_assert_int_eq(nb_scheduler_step(s), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_scheduler_step", "nb_scheduler_step_metric");
+    nb_scheduler_free(s);
+    setup_free(&su);
+
+    /* mode max, factor 0.3, patience 1, threshold 0.01, no cooldown, min_lr 0.005 (reached, then held) */
+    su = setup_new();
+    nb_plateau_options o = nb_plateau_defaults();
+    o.maximize = true;
+    o.factor = 0.3;
+    o.patience = 1;
+    o.threshold = 0.01;
+    o.min_lr = 0.005;
+    s = nb_reduce_on_plateau_new(su.opt, o);
+    for (int e = 0; e < 15; e++) {
+        ck_assert_ok(nb_scheduler_step_metric(s, max_metrics[e]));
+        ck_assert_msg(fabs(nb_optimizer_get_lr(su.opt) - max_lrs[e + 1]) <= 1e-17,
+                      "max, after metric %d: lr %.17g, expected %g", e, nb_optimizer_get_lr(su.opt), max_lrs[e + 1]);
+    }
+    nb_scheduler_free(s);
+    setup_free(&su);
+}
+END_TEST
+
+START_TEST(plateau_defaults)
+{
+    nb_plateau_options o = nb_plateau_defaults();
+    ck_assert(!o.maximize && o.factor == 0.1 && o.threshold == 1e-4 && o.min_lr == 0 && o.patience == 10 &&
+              o.cooldown == 0);
+    /* patience 10: the 11th epoch without improvement reduces */
+    setup su = setup_new();
+    nb_scheduler *s = nb_reduce_on_plateau_new(su.opt, o);
+    ck_assert_ok(nb_scheduler_step_metric(s, 1.0));
+    for (int e = 0; e < 10; e++) ck_assert_ok(nb_scheduler_step_metric(s, 0.99995)); /* within the threshold */
+    ck_assert(nb_optimizer_get_lr(su.opt) == 0.1);
+    ck_assert_ok(nb_scheduler_step_metric(s, NAN)); /* NaN is no improvement, as in PyTorch */
+    ck_assert_close(nb_optimizer_get_lr(su.opt), 0.01, 1e-17);
+    nb_scheduler_free(s);
+    /* PyTorch skips reductions of at most 1e-8 (checked with ReduceLROnPlateau(factor=0.5, patience=0,
+     * min_lr=0.02) on lr 0.02 + 5e-9, then 0.02 + 2e-8) */
+    o.factor = 0.5;
+    o.patience = 0;
+    o.min_lr = 0.02;
+    nb_optimizer_set_lr(su.opt, 0.02 + 5e-9);
+    s = nb_reduce_on_plateau_new(su.opt, o);
+    for (int e = 0; e < 3; e++) ck_assert_ok(nb_scheduler_step_metric(s, 1));
+    ck_assert(nb_optimizer_get_lr(su.opt) == 0.02 + 5e-9);
+    nb_optimizer_set_lr(su.opt, 0.02 + 2e-8);
+    ck_assert_ok(nb_scheduler_step_metric(s, 1));
+    ck_assert(nb_optimizer_get_lr(su.opt) == 0.02);
+    nb_scheduler_free(s);
+    setup_free(&su);
+}
+END_TEST
+
+/* 4 epochs, state saved; a new optimizer and a new schedule restored from it go on exactly like the original. */
+START_TEST(schedule_state_restores)
+{
+    setup a = setup_new();
+    nb_scheduler *sa = make_schedule(_i, a.opt);
+    for (int e = 0; e < 4; e++) nb_scheduler_step(sa);
+    nb_metadata meta = {0};
+    ck_assert_ok(nb_optimizer_state(a.opt, "optim", a.list, &meta));
+    ck_assert_ok(nb_scheduler_state(sa, "sched", &meta));
+    ck_assert_str_eq(nb_metadata_get(&meta, "sched.epoch"), "4");
+
+    setup b = setup_new();
+    nb_param_list *state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(b.opt, "optim", state, NULL));
+    ck_assert_ok(nb_optimizer_restore(b.opt, &meta, "optim"));
+    nb_scheduler *sb = make_schedule(_i, b.opt); /* created after the optimizer's restore, as may happen */
+    ck_assert_ok(nb_scheduler_restore(sb, &meta, "sched"));
+    ck_assert_int_eq(nb_scheduler_epoch(sb), 4);
+    ck_assert(nb_optimizer_get_lr(b.opt) == nb_optimizer_get_lr(a.opt));
+    for (int e = 5; e <= 10; e++) {
+        nb_scheduler_step(sa);
+        nb_scheduler_step(sb);
+        ck_assert(nb_optimizer_get_lr(b.opt) == nb_optimizer_get_lr(a.opt));
+        ck_assert_msg(fabs(nb_optimizer_get_lr(b.opt) - expected[_i].lr[e]) <= 1e-15, "%s epoch %d",
+                      expected[_i].name, e);
+    }
+    nb_scheduler_free(sa);
+    nb_scheduler_free(sb);
+    nb_param_list_free(state);
+    setup_free(&a);
+    setup_free(&b);
+}
+END_TEST
+
+START_TEST(plateau_state_restores)
+{
+    setup a = setup_new();
+    nb_scheduler *sa = nb_reduce_on_plateau_new(a.opt, min_options());
+    for (int e = 0; e < 11; e++) nb_scheduler_step_metric(sa, min_metrics[e]);
+    nb_metadata meta = {0};
+    nb_param_list *state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(a.opt, "", state, &meta));
+    ck_assert_ok(nb_scheduler_state(sa, "", &meta));
+    ck_assert_str_eq(nb_metadata_get(&meta, "scheduler"), "ReduceLROnPlateau");
+    ck_assert_str_eq(nb_metadata_get(&meta, "num_bad_epochs"), "2");
+
+    setup b = setup_new();
+    nb_scheduler *sb = nb_reduce_on_plateau_new(b.opt, min_options());
+    ck_assert_ok(nb_optimizer_restore(b.opt, &meta, ""));
+    ck_assert_ok(nb_scheduler_restore(sb, &meta, NULL));
+    for (int e = 11; e < 20; e++) {
+        nb_scheduler_step_metric(sb, min_metrics[e]);
+        ck_assert_msg(nb_optimizer_get_lr(b.opt) == min_lrs[e + 1], "after metric %d", e);
+    }
+    /* a fresh schedule restored from the state before any metric keeps best = inf */
+    nb_metadata start = {0};
+    setup c = setup_new();
+    nb_scheduler *sc = nb_reduce_on_plateau_new(c.opt, min_options());
+    ck_assert_ok(nb_scheduler_state(sc, "s", &start));
+    ck_assert_str_eq(nb_metadata_get(&start, "s.best"), "inf");
+    ck_assert_ok(nb_scheduler_restore(sb, &start, "s"));
+    ck_assert_ok(nb_scheduler_step_metric(sb, 1e300));
+    ck_assert_ok(nb_scheduler_state(sb, "t", &start));
+    ck_assert_str_eq(nb_metadata_get(&start, "t.num_bad_epochs"), "0");
+
+    nb_scheduler_free(sa);
+    nb_scheduler_free(sb);
+    nb_scheduler_free(sc);
+    nb_param_list_free(state);
+    setup_free(&a);
+    setup_free(&b);
+    setup_free(&c);
+}
+END_TEST
+
+START_TEST(scheduler_errors)
+{
+    setup su = setup_new();
+    ck_assert_ptr_null(nb_step_lr_new(NULL, 3, 0.5));
+    ck_assert_error(NB_ERR_NULL, "nb_step_lr_new", "optimizer");
+    ck_assert_ptr_null(nb_step_lr_new(su.opt, 0, 0.5));
+    ck_assert_error(NB_ERR_ARG, "nb_step_lr_new", "step_size", "got 0");
+    ck_assert_ptr_null(nb_step_lr_new(su.opt, 3, 0));
+    ck_assert_error(NB_ERR_ARG, "nb_step_lr_new", "gamma", "got 0");
+    ck_assert_ptr_null(nb_exponential_lr_new(su.opt, NAN));
+    ck_assert_error(NB_ERR_ARG, "nb_exponential_lr_new", "gamma", "nan");
+    ck_assert_ptr_null(nb_multistep_lr_new(su.opt, 3, (const int64_t[]){2, 5, 4}, 0.1));
+    ck_assert_error(NB_ERR_ARG, "nb_multistep_lr_new", "increasing", "milestones[2] = 4 < 5");
+    ck_assert_ptr_null(nb_multistep_lr_new(su.opt, 1, (const int64_t[]){-1}, 0.1));
+    ck_assert_error(NB_ERR_ARG, "nb_multistep_lr_new", "milestones[0] is -1");
+    ck_assert_ptr_null(nb_multistep_lr_new(su.opt, 2, NULL, 0.1));
+    ck_assert_error(NB_ERR_NULL, "nb_multistep_lr_new", "milestones");
+    ck_assert_ptr_null(nb_multistep_lr_new(su.opt, -1, NULL, 0.1));
+    ck_assert_error(NB_ERR_ARG, "nb_multistep_lr_new", "n must be >= 0", "-1");
+    ck_assert_ptr_null(nb_cosine_annealing_lr_new(su.opt, 0, 0));
+    ck_assert_error(NB_ERR_ARG, "nb_cosine_annealing_lr_new", "t_max", "got 0");
+    ck_assert_ptr_null(nb_cosine_annealing_lr_new(su.opt, 10, -0.1));
+    ck_assert_error(NB_ERR_ARG, "nb_cosine_annealing_lr_new", "eta_min", "-0.1");
+    ck_assert_ptr_null(nb_linear_warmup_new(su.opt, 0, 0.5));
+    ck_assert_error(NB_ERR_ARG, "nb_linear_warmup_new", "warmup_steps", "got 0");
+    ck_assert_ptr_null(nb_linear_warmup_new(su.opt, 5, 0));
+    ck_assert_error(NB_ERR_ARG, "nb_linear_warmup_new", "start_factor", "(0, 1]", "got 0");
+    ck_assert_ptr_null(nb_linear_warmup_new(su.opt, 5, 1.5));
+    ck_assert_error(NB_ERR_ARG, "nb_linear_warmup_new", "start_factor", "1.5");
+    nb_plateau_options o = nb_plateau_defaults();
+    o.factor = 1;
+    ck_assert_ptr_null(nb_reduce_on_plateau_new(su.opt, o));
+    ck_assert_error(NB_ERR_ARG, "nb_reduce_on_plateau_new", "factor", "[0, 1)", "got 1");
+    o = nb_plateau_defaults();
+    o.patience = -1;
+    ck_assert_ptr_null(nb_reduce_on_plateau_new(su.opt, o));
+    ck_assert_error(NB_ERR_ARG, "nb_reduce_on_plateau_new", "patience", "-1");
+    o = nb_plateau_defaults();
+    o.cooldown = -2;
+    ck_assert_ptr_null(nb_reduce_on_plateau_new(su.opt, o));
+    ck_assert_error(NB_ERR_ARG, "nb_reduce_on_plateau_new", "cooldown", "-2");
+    o = nb_plateau_defaults();
+    o.min_lr = -1;
+    ck_assert_ptr_null(nb_reduce_on_plateau_new(su.opt, o));
+    ck_assert_error(NB_ERR_ARG, "nb_reduce_on_plateau_new", "min_lr", "-1");
+    ck_assert(nb_optimizer_get_lr(su.opt) == 0.1); /* failed constructors leave the lr alone */
+
+    ck_assert_int_eq(nb_scheduler_step(NULL), NB_ERR_NULL);
+    ck_assert_error(NB_ERR_NULL, "nb_scheduler_step", "scheduler");
+    ck_assert_int_eq(nb_scheduler_epoch(NULL), -1);
+    ck_assert_error(NB_ERR_NULL, "nb_scheduler_epoch");
+    nb_scheduler_free(NULL);
+
+    /* restore from another schedule's state, or from incomplete metadata */
+    nb_scheduler *step = nb_step_lr_new(su.opt, 3, 0.5), *cosine = nb_cosine_annealing_lr_new(su.opt, 4, 0);
+    nb_metadata meta = {0};
+    ck_assert_ok(nb_scheduler_state(step, "sched", &meta));
+    ck_assert_int_eq(nb_scheduler_restore(cosine, &meta, "sched"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_scheduler_restore", "\"sched.scheduler\" is \"StepLR\"",
+                    "expected \"CosineAnnealingLR\"");
+    ck_assert_int_eq(nb_scheduler_restore(step, &meta, "other"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "no entry \"other.scheduler\"");
+    nb_metadata bad = meta;
+    ck_assert_ok(nb_metadata_set(&bad, "sched.epoch", "-3"));
+    ck_assert_int_eq(nb_scheduler_restore(step, &bad, "sched"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_scheduler_restore", "epoch -3");
+    ck_assert_int_eq(nb_scheduler_state(step, "sched", NULL), NB_ERR_NULL);
+    ck_assert_error(NB_ERR_NULL, "nb_scheduler_state", "metadata");
+    nb_scheduler_free(step);
+    nb_scheduler_free(cosine);
+    setup_free(&su);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------------
+ * Early stopping
+ * ---------------------------------------------------------------------------------------------- */
+/* Minimizing with patience 3 and min_delta 0.01: the best is epoch 4 (0.7); 0.795 and 0.79 are not better than
+ * 0.8 by more than 0.01, nor 0.695 than 0.7; epochs 5, 6, 7 do not improve, so update returns true at epoch 7.
+ * The weights hold the epoch number, so the restored weights show which epoch was kept. */
+START_TEST(early_stopping_stops_and_restores_best)
+{
+    static const double metrics[] = {1.0, 0.8, 0.795, 0.79, 0.7, 0.71, 0.695, 0.72, 0.5};
+    nb_tensor *w = nb_zeros(NB_SHAPE(2, 2), NB_F64), *running = nb_zeros(NB_SHAPE(2), NB_F64);
+    nb_set_requires_grad(w, true);
+    nb_param_list *list = nb_param_list_new();
+    nb_param_list_add(list, "w", w, false);
+    nb_param_list_add(list, "running", running, true);
+    nb_early_stopping *es = nb_early_stopping_new(3, 0.01, false, true);
+    ck_assert_msg(es != NULL, "%s", nb_last_error());
+    ck_assert_int_eq(nb_early_stopping_best_epoch(es), -1);
+    ck_assert(nb_early_stopping_best(es) == INFINITY);
+    int stopped_at = -1;
+    for (int e = 0; e < 9 && stopped_at < 0; e++) {
+        nb_fill(w, e);
+        nb_fill(running, 10 * e);
+        if (nb_early_stopping_update(es, metrics[e], list)) stopped_at = e;
+    }
+    ck_assert_int_eq(stopped_at, 7);
+    ck_assert_int_eq(nb_early_stopping_best_epoch(es), 4);
+    ck_assert(nb_early_stopping_best(es) == 0.7);
+    ck_assert_ok(nb_early_stopping_restore(es, list));
+    ck_assert_values(w, 0, 4, 4, 4, 4);
+    ck_assert_values(running, 0, 40, 40);
+    ck_assert(nb_requires_grad(w));
+    /* the restore goes by name: a rebuilt list in another order works */
+    nb_param_list *other = nb_param_list_new();
+    nb_tensor *running2 = nb_zeros(NB_SHAPE(2), NB_F64), *w2 = nb_zeros(NB_SHAPE(2, 2), NB_F64);
+    nb_param_list_add(other, "running", running2, true);
+    nb_param_list_add(other, "w", w2, false);
+    ck_assert_ok(nb_early_stopping_restore(es, other));
+    ck_assert_values(w2, 0, 4, 4, 4, 4);
+    ck_assert_values(running2, 0, 40, 40);
+    nb_early_stopping_free(es);
+    nb_param_list_free(other);
+    nb_param_list_free(list);
+    nb_free(w);
+    nb_free(w2);
+    nb_free(running);
+    nb_free(running2);
+}
+END_TEST
+
+START_TEST(early_stopping_maximize_and_nan)
+{
+    /* maximizing accuracy, patience 2, min_delta 0: 0.6 at epoch 1 is the best; equal values do not improve */
+    static const double acc[] = {0.5, 0.6, 0.6, 0.55};
+    nb_early_stopping *es = nb_early_stopping_new(2, 0, true, false);
+    ck_assert(nb_early_stopping_best(es) == -INFINITY);
+    bool stop[4];
+    for (int e = 0; e < 4; e++) stop[e] = nb_early_stopping_update(es, acc[e], NULL);
+    ck_assert(!stop[0] && !stop[1] && !stop[2] && stop[3]);
+    ck_assert_int_eq(nb_early_stopping_best_epoch(es), 1);
+    ck_assert(nb_early_stopping_best(es) == 0.6);
+    /* keep_best off: nothing to restore */
+    nb_param_list *list = nb_param_list_new();
+    ck_assert_int_eq(nb_early_stopping_restore(es, list), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_early_stopping_restore", "keep_best is off");
+    nb_early_stopping_free(es);
+
+    /* min_delta applies upwards too: 0.54 is not better than 0.5 by more than 0.05 */
+    es = nb_early_stopping_new(1, 0.05, true, false);
+    ck_assert(!nb_early_stopping_update(es, 0.5, NULL));
+    ck_assert(nb_early_stopping_update(es, 0.54, NULL));
+    ck_assert_int_eq(nb_early_stopping_best_epoch(es), 0);
+    nb_early_stopping_free(es);
+
+    /* patience 0 stops at the first epoch without improvement; a NaN metric stops at once */
+    es = nb_early_stopping_new(0, 0, false, false);
+    ck_assert(!nb_early_stopping_update(es, 1.0, NULL));
+    ck_assert(nb_early_stopping_update(es, 1.0, NULL));
+    nb_early_stopping_free(es);
+    es = nb_early_stopping_new(5, 0, false, false);
+    ck_assert(!nb_early_stopping_update(es, 1.0, NULL));
+    ck_assert(nb_early_stopping_update(es, NAN, NULL));
+    ck_assert(nb_early_stopping_best(es) == 1.0);
+    nb_early_stopping_free(es);
+    nb_param_list_free(list);
+}
+END_TEST
+
+START_TEST(early_stopping_errors)
+{
+    ck_assert_ptr_null(nb_early_stopping_new(-1, 0, false, true));
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_new", "patience", "-1");
+    ck_assert_ptr_null(nb_early_stopping_new(3, -0.5, false, true));
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_new", "min_delta", "-0.5");
+    ck_assert(!nb_early_stopping_update(NULL, 1, NULL));
+    ck_assert_error(NB_ERR_NULL, "nb_early_stopping_update");
+    ck_assert(isnan(nb_early_stopping_best(NULL)));
+    ck_assert_error(NB_ERR_NULL, "nb_early_stopping_best");
+
+    nb_early_stopping *es = nb_early_stopping_new(3, 0, false, true);
+    ck_assert(!nb_early_stopping_update(es, 1, NULL));
+    ck_assert_error(NB_ERR_NULL, "nb_early_stopping_update", "params", "keep_best");
+    nb_param_list *list = nb_param_list_new();
+    ck_assert_int_eq(nb_early_stopping_restore(es, list), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_early_stopping_restore", "no metric has been recorded");
+    nb_tensor *w = nb_ones(NB_SHAPE(3), NB_F64);
+    nb_param_list_add(list, "w", w, false);
+    ck_assert(!nb_early_stopping_update(es, 1, list));
+    /* a changed list: another entry count, another name, a missing entry, another shape */
+    nb_param_list *longer = nb_param_list_new();
+    nb_param_list_add(longer, "w", w, false);
+    nb_param_list_add(longer, "v", w, false);
+    ck_assert(!nb_early_stopping_update(es, 0.5, longer));
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_update", "2 entries", "had 1");
+    nb_param_list *renamed = nb_param_list_new();
+    nb_param_list_add(renamed, "u", w, false);
+    ck_assert(!nb_early_stopping_update(es, 0.25, renamed));
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_update", "\"u\"", "was \"w\"");
+    /* failed updates record nothing: the best is still epoch 0's */
+    ck_assert(nb_early_stopping_best(es) == 1);
+    ck_assert_int_eq(nb_early_stopping_best_epoch(es), 0);
+    ck_assert_int_eq(nb_early_stopping_restore(es, renamed), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_restore", "no entry \"w\"");
+    nb_tensor *w_big = nb_ones(NB_SHAPE(2, 2), NB_F64);
+    nb_param_list *reshaped = nb_param_list_new();
+    nb_param_list_add(reshaped, "w", w_big, false);
+    ck_assert_int_eq(nb_early_stopping_restore(es, reshaped), NB_ERR_SHAPE);
+    ck_assert_error(NB_ERR_SHAPE, "nb_early_stopping_restore", "\"w\"", "(2, 2)", "(3)");
+    ck_assert_values(w_big, 0, 1, 1, 1, 1);
+    nb_early_stopping_free(es);
+    nb_early_stopping_free(NULL);
+    nb_param_list_free(list);
+    nb_param_list_free(longer);
+    nb_param_list_free(renamed);
+    nb_param_list_free(reshaped);
+    nb_free(w);
+    nb_free(w_big);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("scheduler");
+    TCase *tc = tcase_create("scheduler");
+    tcase_set_timeout(tc, 60);
+    int n = (int)(sizeof expected / sizeof *expected);
+    tcase_add_loop_test(tc, schedules_match_pytorch, 0, n);
+    tcase_add_test(tc, plateau_matches_pytorch);
+    tcase_add_test(tc, plateau_defaults);
+    tcase_add_loop_test(tc, schedule_state_restores, 0, n);
+    tcase_add_test(tc, plateau_state_restores);
+    tcase_add_test(tc, scheduler_errors);
+    tcase_add_test(tc, early_stopping_stops_and_restores_best);
+    tcase_add_test(tc, early_stopping_maximize_and_nan);
+    tcase_add_test(tc, early_stopping_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+NB_TEST_MAIN()
