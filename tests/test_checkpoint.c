@@ -453,7 +453,8 @@ static int run_script(const char *python, const char *mode, const char *path)
     const char *script = interop_script();
     ck_assert_msg(script != NULL, "tests/reference/safetensors_interop.py not found from %s", __FILE__);
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s '%s' %s '%s'", python, script, mode, path);
+    int len = snprintf(cmd, sizeof cmd, "%s '%s' %s '%s'", python, script, mode, path);
+    ck_assert_msg(len > 0 && (size_t)len < sizeof cmd, "command line too long");
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

@@ -1,0 +1,135 @@
+/* Shared helpers for the example programs. */
+#include "common.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void usage(const char *program, const char *summary, int n, const ex_flag *flags)
+{
+    printf("usage: %s [flags]\n%s\n\nflags:\n", program, summary);
+    for (int i = 0; i < n; i++) {
+        const ex_flag *f = &flags[i];
+        char def[64] = "";
+        switch (f->kind) {
+        case EX_INT: snprintf(def, sizeof def, " (default %lld)", (long long)*(int64_t *)f->value); break;
+        case EX_DOUBLE: snprintf(def, sizeof def, " (default %g)", *(double *)f->value); break;
+        case EX_STRING:
+            if (*(const char **)f->value) snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
+            break;
+        case EX_BOOL: break;
+        }
+        printf("  %-14s %s%s\n", f->name, f->help, def);
+    }
+}
+
+void ex_parse_flags(int argc, char **argv, const char *program, const char *summary, int n, const ex_flag *flags)
+{
+    for (int a = 1; a < argc; a++) {
+        if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+            usage(program, summary, n, flags);
+            exit(0);
+        }
+        const ex_flag *f = NULL;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(argv[a], flags[i].name)) f = &flags[i];
+        if (!f) {
+            fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", program, argv[a]);
+            exit(2);
+        }
+        if (f->kind == EX_BOOL) {
+            *(bool *)f->value = true;
+            continue;
+        }
+        if (a + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value\n", program, f->name);
+            exit(2);
+        }
+        const char *v = argv[++a];
+        char *end;
+        errno = 0;
+        if (f->kind == EX_INT) {
+            long long x = strtoll(v, &end, 10);
+            if (errno || *end || end == v || x < 0) {
+                fprintf(stderr, "%s: %s expects a non-negative integer, got '%s'\n", program, f->name, v);
+                exit(2);
+            }
+            *(int64_t *)f->value = x;
+        } else if (f->kind == EX_DOUBLE) {
+            double x = strtod(v, &end);
+            if (errno || *end || end == v) {
+                fprintf(stderr, "%s: %s expects a number, got '%s'\n", program, f->name, v);
+                exit(2);
+            }
+            *(double *)f->value = x;
+        } else {
+            *(const char **)f->value = v;
+        }
+    }
+}
+
+double ex_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double px(const ex_svg *s, double x) { return s->margin + (x - s->x0) / (s->x1 - s->x0) * (s->width - 2 * s->margin); }
+static double py(const ex_svg *s, double y)
+{
+    return s->height - s->margin - (y - s->y0) / (s->y1 - s->y0) * (s->height - 2 * s->margin);
+}
+
+bool ex_svg_open(ex_svg *s, const char *path, double width, double height, double x0, double x1, double y0,
+                 double y1, const char *title)
+{
+    *s = (ex_svg){fopen(path, "w"), width, height, x0, x1 > x0 ? x1 : x0 + 1, y0, y1 > y0 ? y1 : y0 + 1, 40};
+    if (!s->f) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    fprintf(s->f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" font-family=\"sans-serif\" "
+            "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+            "<text x=\"%g\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">%s</text>\n"
+            "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#888\"/>\n"
+            "<text x=\"%g\" y=\"%g\">%.3g</text><text x=\"%g\" y=\"%g\" text-anchor=\"end\">%.3g</text>\n"
+            "<text x=\"5\" y=\"%g\">%.3g</text><text x=\"5\" y=\"%g\">%.3g</text>\n",
+            width, height, width / 2, title ? title : "", s->margin, s->margin, width - 2 * s->margin,
+            height - 2 * s->margin, s->margin, height - s->margin + 15, s->x0, width - s->margin,
+            height - s->margin + 15, s->x1, height - s->margin, s->y0, s->margin + 10, s->y1);
+    return true;
+}
+
+void ex_svg_line(ex_svg *s, int n, const double *x, const double *y, const char *color, const char *label, int slot)
+{
+    fprintf(s->f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", color);
+    for (int i = 0; i < n; i++) fprintf(s->f, "%.1f,%.1f ", px(s, x[i]), py(s, y[i]));
+    fprintf(s->f, "\"/>\n");
+    if (label)
+        fprintf(s->f, "<text x=\"%g\" y=\"%g\" fill=\"%s\" text-anchor=\"end\">%s</text>\n", s->width - s->margin - 5,
+                s->margin + 15 + 15 * slot, color, label);
+}
+
+void ex_svg_dot(ex_svg *s, double x, double y, double radius, const char *color)
+{
+    fprintf(s->f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%g\" fill=\"%s\" stroke=\"black\" stroke-width=\"0.5\"/>\n",
+            px(s, x), py(s, y), radius, color);
+}
+
+void ex_svg_rect(ex_svg *s, double x, double y, double w, double h, const char *color, double opacity)
+{
+    double ax = px(s, x), ay = py(s, y + h), bx = px(s, x + w), by = py(s, y);
+    fprintf(s->f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" fill-opacity=\"%g\"/>\n", ax,
+            ay, bx - ax, by - ay, color, opacity);
+}
+
+void ex_svg_close(ex_svg *s)
+{
+    if (!s->f) return;
+    fprintf(s->f, "</svg>\n");
+    fclose(s->f);
+    s->f = NULL;
+}
