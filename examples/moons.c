@@ -1,27 +1,28 @@
 /* moons: the main demo. A 2-16-16-1 multilayer perceptron learns to separate two interleaving half-moons.
  *
- * Everything is written with nabla's tensor ops, to show the bare engine: the parameters are leaves the program
- * owns, one training step is one scope (all its activations and gradients of intermediates go away at
- * nb_scope_end), and SGD updates the parameters in place under no-grad mode. The loss is micrograd's max-margin
- * loss, mean(relu(1 - y * score)) with labels y = -1 or +1, on the full batch.
+ * The model is an nn/ Sequential (Linear, ReLU, Linear, ReLU, Linear), trained on the full batch with SGD and
+ * momentum from optim/. The loss is micrograd's demo loss: the max-margin loss mean(relu(1 - y * score)) with
+ * labels y = -1 or +1, plus a small L2 penalty on the parameters. One training step is one scope: its
+ * activations and the gradients of intermediates go away at nb_scope_end. At the end the program draws the
+ * decision regions with the data points (--svg) and the loss curve (--loss-svg).
  *
- *     moons [--seed N] [--steps N]
+ *     moons [--seed N] [--steps N] [--svg PATH] [--loss-svg PATH]
  */
 #include <nabla.h>
 
-#include <errno.h>
+#include "common.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
 #define N_POINTS 100
 #define NOISE 0.1
 #define HIDDEN 16
-#define LEARNING_RATE 0.3 /* at the start; it decays linearly to a tenth of that at the end */
-
-enum { W1, B1, W2, B2, W3, B3, N_PARAMS };
+#define LEARNING_RATE 0.1 /* at the start; it decays linearly to a tenth of that at the end */
+#define MOMENTUM 0.9
+#define L2_ALPHA 1e-4
+#define GRID 80 /* cells per side of the decision-region picture */
 
 static void fail(void)
 {
@@ -47,23 +48,6 @@ static void make_moons(uint64_t seed, float *xy, float *label)
     }
 }
 
-/* A (fan_in, fan_out) weight with He-normal values, or a zero bias of size fan_out when fan_in is 0. */
-static nb_tensor *parameter(int64_t fan_in, int64_t fan_out, nb_generator *gen)
-{
-    nb_tensor *p = fan_in ? nb_randn(NB_SHAPE(fan_in, fan_out), 0.0, sqrt(2.0 / (double)fan_in), NB_F32, gen)
-                          : nb_zeros(NB_SHAPE(fan_out), NB_F32);
-    if (!p || nb_set_requires_grad(p, true) != NB_OK) fail();
-    return p;
-}
-
-/* (N, 2) points -> (N, 1) scores; positive means the lower moon. */
-static nb_tensor *forward(nb_tensor *const *p, nb_tensor *x)
-{
-    nb_tensor *h = nb_relu(nb_add(nb_matmul(x, p[W1]), p[B1]));
-    h = nb_relu(nb_add(nb_matmul(h, p[W2]), p[B2]));
-    return nb_add(nb_matmul(h, p[W3]), p[B3]);
-}
-
 /* Fraction of points whose score has the sign of their label. */
 static double accuracy(nb_tensor *score, const float *label)
 {
@@ -74,90 +58,138 @@ static double accuracy(nb_tensor *score, const float *label)
     return (double)correct / N_POINTS;
 }
 
-static long long parse_count(const char *flag, const char *text)
+/* The plane colored by the model's prediction on a GRID x GRID grid (deeper where the score is larger), with
+ * the training points on top. */
+static bool draw_regions(const char *path, nb_module *model, const float *xy, const float *label)
 {
-    char *end;
-    errno = 0;
-    long long v = text ? strtoll(text, &end, 10) : -1;
-    if (!text || errno || *end || v < 0) {
-        fprintf(stderr, "moons: %s needs a non-negative integer, got '%s'\n", flag, text ? text : "");
-        exit(2);
-    }
-    return v;
+    const double x0 = -1.6, x1 = 2.6, y0 = -1.2, y1 = 1.7, cw = (x1 - x0) / GRID, ch = (y1 - y0) / GRID;
+    static float cells[2 * GRID * GRID], score[GRID * GRID];
+    for (int r = 0; r < GRID; r++)
+        for (int c = 0; c < GRID; c++) {
+            cells[2 * (r * GRID + c)] = (float)(x0 + (c + 0.5) * cw);
+            cells[2 * (r * GRID + c) + 1] = (float)(y0 + (r + 0.5) * ch);
+        }
+    nb_scope_begin();
+    nb_no_grad_begin();
+    nb_tensor *s = nb_forward(model, nb_from_array(cells, NB_SHAPE(GRID * GRID, 2), NB_F32));
+    nb_status st = nb_to_array(s, score, GRID * GRID, NB_F32);
+    nb_no_grad_end();
+    nb_scope_end();
+    if (st != NB_OK) fail();
+
+    ex_svg svg;
+    if (!ex_svg_open(&svg, path, 560, 420, x0, x1, y0, y1, "moons: decision regions of the 2-16-16-1 MLP"))
+        return false;
+    for (int r = 0; r < GRID; r++)
+        for (int c = 0; c < GRID; c++) {
+            double v = score[r * GRID + c];
+            double opacity = 0.15 + 0.35 * fmin(1.0, fabs(v));
+            ex_svg_rect(&svg, x0 + c * cw, y0 + r * ch, cw, ch, v > 0 ? "#d62728" : "#1f77b4", opacity);
+        }
+    for (int i = 0; i < N_POINTS; i++)
+        ex_svg_dot(&svg, xy[2 * i], xy[2 * i + 1], 4, label[i] > 0 ? "#d62728" : "#1f77b4");
+    ex_svg_close(&svg);
+    return true;
 }
 
-static double seconds_now(void)
+static bool draw_loss(const char *path, int64_t n, const double *loss)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    if (!x) return false;
+    double top = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = (double)(i + 1);
+        if (isfinite(loss[i]) && loss[i] > top) top = loss[i];
+    }
+    ex_svg svg;
+    bool ok = ex_svg_open(&svg, path, 560, 320, 1, (double)(n > 1 ? n : 2), 0, top > 0 ? top : 1,
+                          "moons: training loss per step");
+    if (ok) {
+        ex_svg_line(&svg, (int)n, x, loss, "#d62728", "loss", 0);
+        ex_svg_close(&svg);
+    }
+    free(x);
+    return ok;
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = 42;
-    long long steps = 1000;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: moons [--seed N] [--steps N]\n"
-                   "Trains a 2-16-16-1 MLP on %d noisy half-moon points with full-batch SGD.\n"
-                   "  --seed N   seed of the data and the initial weights (default 42)\n"
-                   "  --steps N  number of SGD steps (default 1000)\n",
-                   N_POINTS);
-            return 0;
-        } else if (!strcmp(argv[i], "--seed")) {
-            seed = (uint64_t)parse_count("--seed", i + 1 < argc ? argv[++i] : NULL);
-        } else if (!strcmp(argv[i], "--steps")) {
-            steps = parse_count("--steps", i + 1 < argc ? argv[++i] : NULL);
-        } else {
-            fprintf(stderr, "moons: unknown argument '%s' (try --help)\n", argv[i]);
-            return 2;
-        }
-    }
+    int64_t seed = 42, steps = 1000;
+    const char *svg_path = "moons.svg", *loss_svg_path = "moons_loss.svg";
+    const ex_flag flags[] = {
+        {"--seed", EX_INT, &seed, "seed of the data and the initial weights"},
+        {"--steps", EX_INT, &steps, "number of full-batch SGD steps"},
+        {"--svg", EX_STRING, &svg_path, "where to draw the decision regions"},
+        {"--loss-svg", EX_STRING, &loss_svg_path, "where to draw the loss curve"},
+    };
+    ex_parse_flags(argc, argv, "moons",
+                   "Trains a 2-16-16-1 MLP on 100 noisy half-moon points with full-batch SGD and momentum.",
+                   (int)(sizeof flags / sizeof flags[0]), flags);
 
     float xy[2 * N_POINTS], label[N_POINTS];
-    make_moons(seed, xy, label);
-    /* Data and parameters are created outside any scope: the program owns them until nb_free. */
+    make_moons((uint64_t)seed, xy, label);
+    /* Data, model and optimizer are created outside any scope: the program owns them until they are freed. */
     nb_tensor *x = nb_from_array(xy, NB_SHAPE(N_POINTS, 2), NB_F32);
     nb_tensor *y = nb_from_array(label, NB_SHAPE(N_POINTS, 1), NB_F32);
     if (!x || !y) fail();
     nb_generator gen;
-    nb_generator_seed(&gen, seed + 1);
-    nb_tensor *p[N_PARAMS] = {parameter(2, HIDDEN, &gen), parameter(0, HIDDEN, &gen),
-                              parameter(HIDDEN, HIDDEN, &gen), parameter(0, HIDDEN, &gen),
-                              parameter(HIDDEN, 1, &gen), parameter(0, 1, &gen)};
+    nb_generator_seed(&gen, (uint64_t)seed + 1);
+    nb_module *layers[] = {nb_linear_new(2, HIDDEN, true, &gen), nb_relu_layer_new(),
+                           nb_linear_new(HIDDEN, HIDDEN, true, &gen), nb_relu_layer_new(),
+                           nb_linear_new(HIDDEN, 1, true, &gen)};
+    nb_module *model = nb_sequential_new(5, layers);
+    nb_param_list *params = nb_module_parameters(model);
+    if (!model || !params) fail();
+    nb_sgd_options opt_options = nb_sgd_defaults();
+    opt_options.lr = LEARNING_RATE;
+    opt_options.momentum = MOMENTUM;
+    nb_optimizer *opt = nb_sgd_new(params, opt_options);
+    if (!opt) fail();
 
-    long long every = steps >= 10 ? steps / 10 : 1;
-    double start = seconds_now();
-    for (long long step = 1; step <= steps; step++) {
+    double *losses = malloc((size_t)(steps > 0 ? steps : 1) * sizeof *losses);
+    if (!losses) return EXIT_FAILURE;
+    /* The progress display shows ten rounds of steps/10 steps each, a line per round. */
+    int64_t rounds = steps >= 10 ? 10 : (steps > 0 ? steps : 1), per_round = (steps + rounds - 1) / rounds;
+    nb_progress *progress = nb_progress_new(NULL, rounds, per_round, 0);
+    if (!progress) fail();
+
+    double start = ex_now();
+    for (int64_t step = 0; step < steps; step++) {
+        nb_optimizer_set_lr(opt, LEARNING_RATE * (1.0 - 0.9 * (double)step / (double)steps));
         nb_scope_begin();
-        nb_tensor *score = forward(p, x);
-        nb_tensor *loss = nb_mean(nb_relu(nb_rsub_scalar(1.0, nb_mul(y, score))), 0, NULL, false);
-        if (nb_backward(loss) != NB_OK) fail();
-        /* p -= lr * grad, not recorded; the gradient is then dropped so the next backward starts from zero. */
-        double lr = LEARNING_RATE * (1.0 - 0.9 * (double)(step - 1) / (double)steps);
-        nb_no_grad_begin();
-        for (int i = 0; i < N_PARAMS; i++) {
-            if (nb_copy_(p[i], nb_sub(p[i], nb_mul_scalar(nb_grad(p[i]), lr))) != NB_OK) fail();
-            nb_zero_grad(p[i]);
-        }
-        nb_no_grad_end();
-        if (step % every == 0 || step == 1)
-            printf("step %5lld  loss %.4f  accuracy %.4f\n", step, nb_item(loss), accuracy(score, label));
+        nb_tensor *score = nb_forward(model, x);
+        nb_tensor *margin = nb_mean(nb_relu(nb_rsub_scalar(1.0, nb_mul(y, score))), 0, NULL, false);
+        nb_tensor *loss = nb_add(margin, nb_mul_scalar(nb_l2_penalty(params, false), L2_ALPHA));
+        nb_optimizer_zero_grad(opt);
+        if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
+        losses[step] = nb_item(loss);
+        nb_progress_update(progress, step / per_round, step % per_round, N_POINTS, losses[step],
+                           accuracy(score, label));
+        if ((step + 1) % per_round == 0 || step + 1 == steps) nb_progress_end_epoch(progress, NULL);
         nb_scope_end();
     }
+    double seconds = ex_now() - start;
 
     /* Accuracy of the final parameters. */
     nb_scope_begin();
     nb_no_grad_begin();
-    nb_tensor *score = forward(p, x);
+    nb_tensor *score = nb_forward(model, x);
     if (!score) fail();
     double acc = accuracy(score, label);
     nb_no_grad_end();
     nb_scope_end();
-    printf("result: train_accuracy=%.4f steps=%lld seconds=%.3f\n", acc, steps, seconds_now() - start);
 
-    for (int i = 0; i < N_PARAMS; i++) nb_free(p[i]);
+    if (svg_path && *svg_path && draw_regions(svg_path, model, xy, label)) fprintf(stderr, "wrote %s\n", svg_path);
+    if (loss_svg_path && *loss_svg_path && draw_loss(loss_svg_path, steps, losses))
+        fprintf(stderr, "wrote %s\n", loss_svg_path);
+    printf("result: train_accuracy=%.4f loss=%.4f steps=%lld seconds=%.3f\n", acc,
+           steps > 0 ? losses[steps - 1] : NAN, (long long)steps, seconds);
+
+    free(losses);
+    nb_progress_free(progress);
+    nb_optimizer_free(opt);
+    nb_param_list_free(params);
+    nb_module_free(model);
     nb_free(x);
     nb_free(y);
     return 0;
