@@ -1,0 +1,320 @@
+/* finetune: transfer learning with a frozen body, against training from scratch.
+ *
+ * 1. Pretrains a 784-128-10 MLP (Linear, ReLU, Linear; Adam lr 1e-3, batch 32) on the MNIST training digits 0-4
+ *    and saves it as safetensors.
+ * 2. Builds the same body with a fresh head (5 classes for digits 5-9, relabelled 0-4; 10 classes for
+ *    --target fashion, Fashion-MNIST), loads the checkpoint with NB_LOAD_PARTIAL (a 5-class head mismatches the
+ *    file's and is skipped; a 10-class one loads and is then replaced), freezes the body ("0") and trains only
+ *    the head. Only the head is in the graph, so each step is cheap.
+ * 3. Trains the whole network from scratch on the same data until it reaches the fine-tuned accuracy (checked
+ *    ten times per epoch) or runs out of the same epoch budget, and prints both training times.
+ * Times count training steps only, not the evaluations.
+ *
+ *     finetune [--pretrain-epochs N] [--epochs N] [--target digits|fashion] [--limit N] [--save PATH]
+ *              [--seed N] [--data DIR]
+ */
+#include <nabla.h>
+
+#include "common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PIXELS 784
+#define HIDDEN 128
+#define BATCH 32
+#define EVAL_BATCH 1000
+
+static void fail(void)
+{
+    fprintf(stderr, "finetune: %s\n", nb_last_error());
+    exit(EXIT_FAILURE);
+}
+
+/* One IDX file of dir/sub; NULL when absent, so a missing data set is a skip. */
+static nb_tensor *read_idx(const char *dir, const char *sub, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    nb_tensor *t = nb_read_idx(path);
+    if (!t) fail();
+    return t;
+}
+
+typedef struct dataset {
+    nb_tensor *train_x, *train_y, *test_x, *test_y;
+} dataset;
+
+/* Reads the four files of dir/sub, images flattened and scaled to [0, 1]; false when any is missing. */
+static bool load_dataset(const char *dir, const char *sub, dataset *d)
+{
+    nb_tensor *raw[2];
+    raw[0] = read_idx(dir, sub, "train-images-idx3-ubyte.gz");
+    d->train_y = read_idx(dir, sub, "train-labels-idx1-ubyte.gz");
+    raw[1] = read_idx(dir, sub, "t10k-images-idx3-ubyte.gz");
+    d->test_y = read_idx(dir, sub, "t10k-labels-idx1-ubyte.gz");
+    if (!raw[0] || !raw[1] || !d->train_y || !d->test_y) return false;
+    nb_tensor **out[2] = {&d->train_x, &d->test_x};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *flat = nb_reshape(raw[i], NB_SHAPE(nb_size(raw[i], 0), PIXELS));
+        *out[i] = nb_div_scalar(flat, 255.0);
+        if (!*out[i]) fail();
+        nb_free(flat);
+        nb_free(raw[i]);
+    }
+    return true;
+}
+
+static void free_dataset(dataset *d)
+{
+    nb_free(d->train_x);
+    nb_free(d->train_y);
+    nb_free(d->test_x);
+    nb_free(d->test_y);
+}
+
+/* The rows whose label is in [lo, hi] (at most limit of them, 0: all), labels shifted down by lo. */
+static void select_classes(nb_tensor *x, nb_tensor *y, int lo, int hi, int64_t limit, nb_tensor **xo,
+                           nb_tensor **yo)
+{
+    int64_t n = nb_size(y, 0), count = 0;
+    int64_t *index = malloc((size_t)n * sizeof *index), *labels = malloc((size_t)n * sizeof *labels);
+    if (!index || !labels) {
+        fprintf(stderr, "finetune: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    for (int64_t i = 0; i < n && (limit <= 0 || count < limit); i++) {
+        int64_t label = (int64_t)nb_get_flat(y, i);
+        if (label < lo || label > hi) continue;
+        index[count] = i;
+        labels[count++] = label - lo;
+    }
+    nb_tensor *idx = nb_from_array(index, NB_SHAPE(count), NB_I64);
+    *xo = nb_index_select(x, 0, idx);
+    *yo = nb_from_array(labels, NB_SHAPE(count), NB_I64);
+    if (!*xo || !*yo) fail();
+    nb_free(idx);
+    free(index);
+    free(labels);
+}
+
+static nb_module *build_model(int64_t classes, nb_generator *gen)
+{
+    nb_module *layers[3] = {nb_linear_new(PIXELS, HIDDEN, true, gen), nb_relu_layer_new(),
+                            nb_linear_new(HIDDEN, classes, true, gen)};
+    nb_module *model = nb_sequential_new(3, layers);
+    if (!model) fail();
+    return model;
+}
+
+/* Test accuracy, in chunks, without a graph. */
+static double evaluate(nb_module *model, nb_tensor *x, nb_tensor *y)
+{
+    int64_t n = nb_size(x, 0), correct = 0;
+    nb_module_train(model, false);
+    nb_no_grad_begin();
+    for (int64_t start = 0; start < n; start += EVAL_BATCH) {
+        int64_t len = n - start < EVAL_BATCH ? n - start : EVAL_BATCH;
+        nb_scope_begin();
+        nb_tensor *yb = nb_narrow(y, 0, start, len);
+        nb_tensor *pred = nb_argmax(nb_forward(model, nb_narrow(x, 0, start, len)), 1, false);
+        if (!pred) fail();
+        correct += (int64_t)(nb_accuracy(pred, yb) * (double)len + 0.5);
+        nb_scope_end();
+    }
+    nb_no_grad_end();
+    nb_module_train(model, true);
+    return (double)correct / (double)n;
+}
+
+/* Trains the parameters of `trainable` with Adam for up to `epochs` epochs; when target > 0, evaluates ten times
+ * per epoch and stops as soon as the test accuracy reaches target. Returns the training seconds (evaluation
+ * excluded) and the final test accuracy in *acc. */
+static double train(const char *phase, nb_module *model, const nb_param_list *trainable, nb_tensor *x, nb_tensor *y,
+                    nb_tensor *test_x, nb_tensor *test_y, int64_t epochs, double target, uint64_t seed, double *acc)
+{
+    nb_adam_options o = nb_adam_defaults();
+    o.lr = 1e-3;
+    nb_optimizer *opt = nb_adam_new(trainable, o);
+    nb_batch_iter *it = nb_batch_iter_new(x, y, BATCH, true, false, seed);
+    if (!opt || !it) fail();
+    int64_t steps = nb_batch_iter_batches_per_epoch(it);
+    int64_t check_every = target > 0 && steps >= 10 ? steps / 10 : steps;
+    nb_progress *progress = nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1);
+    double seconds = 0;
+    bool reached = false;
+    *acc = evaluate(model, test_x, test_y);
+    for (int64_t epoch = 0; epoch < epochs && !reached; epoch++) {
+        nb_tensor *xb, *yb;
+        for (int64_t step = 0;; step++) {
+            double t0 = ex_now();
+            nb_scope_begin();
+            nb_clear_error();
+            if (!nb_batch_iter_next(it, &xb, &yb)) {
+                nb_scope_end();
+                if (nb_last_status() != NB_OK) fail();
+                break;
+            }
+            nb_tensor *loss = nb_cross_entropy(nb_forward(model, xb), yb, NULL);
+            if (!loss) fail();
+            nb_optimizer_zero_grad(opt);
+            if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
+            nb_progress_update(progress, epoch, step, nb_size(xb, 0), nb_item(loss), NAN);
+            nb_scope_end();
+            seconds += ex_now() - t0;
+            if (target > 0 && (step + 1) % check_every == 0 && (*acc = evaluate(model, test_x, test_y)) >= target) {
+                reached = true;
+                break;
+            }
+        }
+        if (!reached) *acc = evaluate(model, test_x, test_y);
+        char extra[64];
+        snprintf(extra, sizeof extra, "test_acc=%.4f", *acc);
+        nb_progress_end_epoch(progress, extra);
+        printf("%s: epoch %lld/%lld  test accuracy %.4f  (%.2f s training)%s\n", phase, (long long)epoch + 1,
+               (long long)epochs, *acc, seconds, reached ? "  target reached" : "");
+        fflush(stdout);
+    }
+    nb_progress_free(progress);
+    nb_batch_iter_free(it);
+    nb_optimizer_free(opt);
+    return seconds;
+}
+
+int main(int argc, char **argv)
+{
+    const char *save = "finetune_pretrained.safetensors", *data = NULL, *target = "digits";
+    int64_t pretrain_epochs = 1, epochs = 1, limit = 0, seed = 42;
+    const ex_flag flags[] = {
+        {"--pretrain-epochs", EX_INT, &pretrain_epochs, "epochs of pretraining on digits 0-4"},
+        {"--epochs", EX_INT, &epochs, "epoch budget of fine-tuning and of training from scratch"},
+        {"--target", EX_STRING, &target, "new task: digits (5-9) or fashion (Fashion-MNIST, 10 classes)"},
+        {"--limit", EX_INT, &limit, "use at most N training images per phase (0: all)"},
+        {"--save", EX_STRING, &save, "where to write the pretrained checkpoint (safetensors)"},
+        {"--seed", EX_INT, &seed, "seed of the initial weights and the shuffling"},
+        {"--data", EX_STRING, &data, "data directory (default $NABLA_DATA, else ../shared/data)"},
+    };
+    ex_parse_flags(argc, argv, "finetune",
+                   "Pretrains an MLP on digits 0-4, fine-tunes its head on a new task and compares with training "
+                   "from scratch.",
+                   (int)(sizeof flags / sizeof flags[0]), flags);
+    bool fashion = !strcmp(target, "fashion");
+    if (!fashion && strcmp(target, "digits")) {
+        fprintf(stderr, "finetune: --target must be digits or fashion, got '%s'\n", target);
+        return 2;
+    }
+    if (pretrain_epochs < 0 || epochs < 0 || limit < 0) {
+        fprintf(stderr, "finetune: --pretrain-epochs, --epochs and --limit must be non-negative\n");
+        return 2;
+    }
+
+    const char *dir = nb_data_dir(data);
+    dataset mnist = {0}, fmnist = {0};
+    if (!dir) {
+        printf("finetune: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
+        return 77;
+    }
+    if (!load_dataset(dir, "mnist", &mnist) || (fashion && !load_dataset(dir, "fashion-mnist", &fmnist))) {
+        printf("finetune: %s not found or incomplete in %s; skipping\n", fashion ? "MNIST or Fashion-MNIST" : "MNIST",
+               dir);
+        return 77;
+    }
+    nb_generator gen;
+    nb_generator_seed(&gen, (uint64_t)seed);
+
+    /* 1. Pretraining on digits 0-4. */
+    nb_tensor *pre_x, *pre_y, *pre_tx, *pre_ty;
+    select_classes(mnist.train_x, mnist.train_y, 0, 4, limit, &pre_x, &pre_y);
+    select_classes(mnist.test_x, mnist.test_y, 0, 4, 0, &pre_tx, &pre_ty);
+    printf("pretrain: %lld training and %lld test images of digits 0-4\n", (long long)nb_size(pre_x, 0),
+           (long long)nb_size(pre_tx, 0));
+    nb_module *pre = build_model(10, &gen);
+    nb_param_list *pre_params = nb_module_parameters(pre);
+    if (!pre_params) fail();
+    double pretrain_acc;
+    train("pretrain", pre, pre_params, pre_x, pre_y, pre_tx, pre_ty, pretrain_epochs, 0, (uint64_t)seed + 1,
+          &pretrain_acc);
+    nb_metadata meta = {0};
+    nb_metadata_set(&meta, "task", "mnist digits 0-4");
+    if (nb_save_safetensors(save, pre_params, &meta) != NB_OK) fail();
+    printf("pretrain: test accuracy on digits 0-4 %.4f, saved to %s\n", pretrain_acc, save);
+    nb_param_list_free(pre_params);
+    nb_module_free(pre);
+    nb_free(pre_x);
+    nb_free(pre_y);
+    nb_free(pre_tx);
+    nb_free(pre_ty);
+
+    /* The new task. */
+    int64_t classes = fashion ? 10 : 5;
+    nb_tensor *x, *y, *tx, *ty;
+    if (fashion) {
+        select_classes(fmnist.train_x, fmnist.train_y, 0, 9, limit, &x, &y);
+        select_classes(fmnist.test_x, fmnist.test_y, 0, 9, 0, &tx, &ty);
+    } else {
+        select_classes(mnist.train_x, mnist.train_y, 5, 9, limit, &x, &y);
+        select_classes(mnist.test_x, mnist.test_y, 5, 9, 0, &tx, &ty);
+    }
+    printf("target: %s, %lld training and %lld test images, %lld classes\n",
+           fashion ? "Fashion-MNIST" : "digits 5-9 (as 0-4)", (long long)nb_size(x, 0), (long long)nb_size(tx, 0),
+           (long long)classes);
+
+    /* 2. Fine-tuning: load what fits (a 10-class head mismatches the file and is reported), then give the model
+     * a fresh head in every case, since the pretrained one answers another question. */
+    nb_module *ft = build_model(classes, &gen);
+    nb_param_list *ft_params = nb_module_parameters(ft);
+    if (!ft_params) fail();
+    nb_load_report report;
+    if (nb_load_safetensors(save, ft_params, NB_LOAD_PARTIAL, &report, NULL) != NB_OK) fail();
+    printf("finetune: loaded %d tensors from %s (%d mismatched)\n", report.loaded, save, report.mismatched);
+    size_t len = strlen(report.details);
+    if (len) printf("%s%s", report.details, report.details[len - 1] == '\n' ? "" : "\n");
+    nb_param_list_free(ft_params);
+    if (nb_sequential_set(ft, 2, nb_linear_new(HIDDEN, classes, true, &gen)) != NB_OK) fail();
+    ft_params = nb_module_parameters(ft);
+    if (!ft_params || nb_param_list_set_frozen(ft_params, "0", true) != 2) fail();
+    printf("finetune: body frozen, %lld of %lld parameters trainable\n",
+           (long long)nb_param_list_numel(ft_params, true), (long long)nb_param_list_numel(ft_params, false));
+    /* Only the head's tensors go to the optimizer. */
+    nb_param_list *head = nb_param_list_new();
+    if (!head || nb_param_list_add(head, "2.weight", nb_param_list_find(ft_params, "2.weight"), false) != NB_OK ||
+        nb_param_list_add(head, "2.bias", nb_param_list_find(ft_params, "2.bias"), false) != NB_OK)
+        fail();
+    double before = evaluate(ft, tx, ty), after;
+    printf("finetune: test accuracy before fine-tuning %.4f\n", before);
+    double ft_seconds = train("finetune", ft, head, x, y, tx, ty, epochs, 0, (uint64_t)seed + 2, &after);
+    printf("finetune: test accuracy after %.4f in %.2f s\n", after, ft_seconds);
+    nb_param_list_free(head);
+    nb_param_list_free(ft_params);
+    nb_module_free(ft);
+
+    /* 3. The same network from scratch, stopped as soon as it matches the fine-tuned accuracy. */
+    nb_module *scratch = build_model(classes, &gen);
+    nb_param_list *sc_params = nb_module_parameters(scratch);
+    if (!sc_params) fail();
+    double scratch_acc;
+    double sc_seconds =
+        train("scratch", scratch, sc_params, x, y, tx, ty, epochs, after, (uint64_t)seed + 3, &scratch_acc);
+    double saved = sc_seconds - ft_seconds;
+    printf("scratch: test accuracy %.4f in %.2f s (%s the fine-tuned %.4f); fine-tuning %s %.2f s\n", scratch_acc,
+           sc_seconds, scratch_acc >= after ? "reached" : "did not reach", after, saved >= 0 ? "saved" : "cost",
+           fabs(saved));
+    printf("result: pretrain_accuracy=%.4f before=%.4f after=%.4f scratch=%.4f finetune_seconds=%.2f "
+           "scratch_seconds=%.2f\n",
+           pretrain_acc, before, after, scratch_acc, ft_seconds, sc_seconds);
+
+    nb_param_list_free(sc_params);
+    nb_module_free(scratch);
+    nb_free(x);
+    nb_free(y);
+    nb_free(tx);
+    nb_free(ty);
+    free_dataset(&mnist);
+    if (fashion) free_dataset(&fmnist);
+    return 0;
+}
