@@ -69,6 +69,79 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
     }
 }
 
+static void die(const char *program)
+{
+    fprintf(stderr, "%s: %s\n", program, nb_last_error());
+    exit(EXIT_FAILURE);
+}
+
+/* NULL when the file is absent, so that a missing data set is a skip rather than a failure. */
+static nb_tensor *read_idx(const char *program, const char *dir, const char *sub, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    nb_tensor *t = nb_read_idx(path);
+    if (!t) die(program);
+    return t;
+}
+
+bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d)
+{
+    *d = (ex_image_set){0};
+    nb_tensor *raw[2] = {read_idx(program, dir, sub, "train-images-idx3-ubyte.gz"),
+                         read_idx(program, dir, sub, "t10k-images-idx3-ubyte.gz")};
+    d->train_y = read_idx(program, dir, sub, "train-labels-idx1-ubyte.gz");
+    d->test_y = read_idx(program, dir, sub, "t10k-labels-idx1-ubyte.gz");
+    if (!raw[0] || !raw[1] || !d->train_y || !d->test_y) {
+        nb_free(raw[0]);
+        nb_free(raw[1]);
+        ex_free_image_set(d);
+        return false;
+    }
+    nb_tensor **out[2] = {&d->train_x, &d->test_x};
+    for (int i = 0; i < 2; i++) {
+        nb_tensor *flat = nb_reshape(raw[i], NB_SHAPE(nb_size(raw[i], 0), 784));
+        *out[i] = nb_div_scalar(flat, 255.0);
+        if (!*out[i]) die(program);
+        nb_free(flat);
+        nb_free(raw[i]);
+    }
+    return true;
+}
+
+void ex_free_image_set(ex_image_set *d)
+{
+    nb_free(d->train_x);
+    nb_free(d->train_y);
+    nb_free(d->test_x);
+    nb_free(d->test_y);
+    *d = (ex_image_set){0};
+}
+
+double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c)
+{
+    const int64_t chunk = 1000;
+    int64_t n = nb_size(x, 0), correct = 0;
+    nb_module_train(model, false);
+    nb_no_grad_begin();
+    for (int64_t start = 0; start < n; start += chunk) {
+        int64_t len = n - start < chunk ? n - start : chunk;
+        nb_scope_begin();
+        nb_tensor *yb = nb_narrow(y, 0, start, len);
+        nb_tensor *pred = nb_argmax(nb_forward(model, nb_narrow(x, 0, start, len)), 1, false);
+        if (!pred) die(program);
+        correct += (int64_t)(nb_accuracy(pred, yb) * (double)len + 0.5);
+        if (c && nb_confusion_add(c, pred, yb) != NB_OK) die(program);
+        nb_scope_end();
+    }
+    nb_no_grad_end();
+    nb_module_train(model, true);
+    return (double)correct / (double)n;
+}
+
 double ex_now(void)
 {
     struct timespec ts;

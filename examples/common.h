@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <nabla.h>
+
 /* A flag table: each entry names a flag ("--epochs"), its kind and where to store the value. */
 typedef enum { EX_INT, EX_DOUBLE, EX_STRING, EX_BOOL } ex_kind;
 typedef struct ex_flag {
@@ -17,6 +19,18 @@ typedef struct ex_flag {
 /* Parses argv against the table; prints usage (with the defaults currently stored) and exits 0 on --help;
  * prints an error naming the flag and exits 2 on an unknown flag or a bad value. */
 void ex_parse_flags(int argc, char **argv, const char *program, const char *summary, int n, const ex_flag *flags);
+
+/* An MNIST-format data set: images (N, 784) f32 scaled to [0, 1], labels (N) i64. */
+typedef struct ex_image_set {
+    nb_tensor *train_x, *train_y, *test_x, *test_y;
+} ex_image_set;
+/* Reads dir/sub/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. Returns false when a file is absent (the caller
+ * skips); exits with nabla's message, prefixed by program, when a file is present but unreadable. */
+bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d);
+void ex_free_image_set(ex_image_set *d);
+/* Accuracy of a classifier on (x, y), evaluated in chunks in eval mode without recording a graph; adds the
+ * predictions to c when not NULL. Exits with nabla's message on an error. */
+double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c);
 
 /* Seconds from a monotonic clock. */
 double ex_now(void);

@@ -25,7 +25,6 @@
 #define PIXELS 784
 #define HIDDEN 128
 #define BATCH 32
-#define EVAL_BATCH 1000
 
 static void fail(void)
 {
@@ -33,52 +32,6 @@ static void fail(void)
     exit(EXIT_FAILURE);
 }
 
-/* One IDX file of dir/sub; NULL when absent, so a missing data set is a skip. */
-static nb_tensor *read_idx(const char *dir, const char *sub, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fclose(f);
-    nb_tensor *t = nb_read_idx(path);
-    if (!t) fail();
-    return t;
-}
-
-typedef struct dataset {
-    nb_tensor *train_x, *train_y, *test_x, *test_y;
-} dataset;
-
-/* Reads the four files of dir/sub, images flattened and scaled to [0, 1]; false when any is missing. */
-static bool load_dataset(const char *dir, const char *sub, dataset *d)
-{
-    nb_tensor *raw[2];
-    raw[0] = read_idx(dir, sub, "train-images-idx3-ubyte.gz");
-    d->train_y = read_idx(dir, sub, "train-labels-idx1-ubyte.gz");
-    raw[1] = read_idx(dir, sub, "t10k-images-idx3-ubyte.gz");
-    d->test_y = read_idx(dir, sub, "t10k-labels-idx1-ubyte.gz");
-    if (!raw[0] || !raw[1] || !d->train_y || !d->test_y) return false;
-    nb_tensor **out[2] = {&d->train_x, &d->test_x};
-    for (int i = 0; i < 2; i++) {
-        nb_tensor *flat = nb_reshape(raw[i], NB_SHAPE(nb_size(raw[i], 0), PIXELS));
-        *out[i] = nb_div_scalar(flat, 255.0);
-        if (!*out[i]) fail();
-        nb_free(flat);
-        nb_free(raw[i]);
-    }
-    return true;
-}
-
-static void free_dataset(dataset *d)
-{
-    nb_free(d->train_x);
-    nb_free(d->train_y);
-    nb_free(d->test_x);
-    nb_free(d->test_y);
-}
-
-/* The rows whose label is in [lo, hi] (at most limit of them, 0: all), labels shifted down by lo. */
 static void select_classes(nb_tensor *x, nb_tensor *y, int lo, int hi, int64_t limit, nb_tensor **xo,
                            nb_tensor **yo)
 {
@@ -112,26 +65,6 @@ static nb_module *build_model(int64_t classes, nb_generator *gen)
     return model;
 }
 
-/* Test accuracy, in chunks, without a graph. */
-static double evaluate(nb_module *model, nb_tensor *x, nb_tensor *y)
-{
-    int64_t n = nb_size(x, 0), correct = 0;
-    nb_module_train(model, false);
-    nb_no_grad_begin();
-    for (int64_t start = 0; start < n; start += EVAL_BATCH) {
-        int64_t len = n - start < EVAL_BATCH ? n - start : EVAL_BATCH;
-        nb_scope_begin();
-        nb_tensor *yb = nb_narrow(y, 0, start, len);
-        nb_tensor *pred = nb_argmax(nb_forward(model, nb_narrow(x, 0, start, len)), 1, false);
-        if (!pred) fail();
-        correct += (int64_t)(nb_accuracy(pred, yb) * (double)len + 0.5);
-        nb_scope_end();
-    }
-    nb_no_grad_end();
-    nb_module_train(model, true);
-    return (double)correct / (double)n;
-}
-
 /* Trains the parameters of `trainable` with Adam for up to `epochs` epochs; when target > 0, evaluates ten times
  * per epoch and stops as soon as the test accuracy reaches target. Returns the training seconds (evaluation
  * excluded) and the final test accuracy in *acc. */
@@ -148,7 +81,7 @@ static double train(const char *phase, nb_module *model, const nb_param_list *tr
     nb_progress *progress = nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1);
     double seconds = 0;
     bool reached = false;
-    *acc = evaluate(model, test_x, test_y);
+    *acc = ex_accuracy("finetune", model, test_x, test_y, NULL);
     for (int64_t epoch = 0; epoch < epochs && !reached; epoch++) {
         nb_tensor *xb, *yb;
         for (int64_t step = 0;; step++) {
@@ -167,12 +100,13 @@ static double train(const char *phase, nb_module *model, const nb_param_list *tr
             nb_progress_update(progress, epoch, step, nb_size(xb, 0), nb_item(loss), NAN);
             nb_scope_end();
             seconds += ex_now() - t0;
-            if (target > 0 && (step + 1) % check_every == 0 && (*acc = evaluate(model, test_x, test_y)) >= target) {
+            if (target > 0 && (step + 1) % check_every == 0 &&
+                (*acc = ex_accuracy("finetune", model, test_x, test_y, NULL)) >= target) {
                 reached = true;
                 break;
             }
         }
-        if (!reached) *acc = evaluate(model, test_x, test_y);
+        if (!reached) *acc = ex_accuracy("finetune", model, test_x, test_y, NULL);
         char extra[64];
         snprintf(extra, sizeof extra, "test_acc=%.4f", *acc);
         nb_progress_end_epoch(progress, extra);
@@ -214,12 +148,12 @@ int main(int argc, char **argv)
     }
 
     const char *dir = nb_data_dir(data);
-    dataset mnist = {0}, fmnist = {0};
+    ex_image_set mnist = {0}, fmnist = {0};
     if (!dir) {
         printf("finetune: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
         return 77;
     }
-    if (!load_dataset(dir, "mnist", &mnist) || (fashion && !load_dataset(dir, "fashion-mnist", &fmnist))) {
+    if (!ex_load_image_set("finetune", dir, "mnist", &mnist) || (fashion && !ex_load_image_set("finetune", dir, "fashion-mnist", &fmnist))) {
         printf("finetune: %s not found or incomplete in %s; skipping\n", fashion ? "MNIST or Fashion-MNIST" : "MNIST",
                dir);
         return 77;
@@ -285,7 +219,7 @@ int main(int argc, char **argv)
     if (!head || nb_param_list_add(head, "2.weight", nb_param_list_find(ft_params, "2.weight"), false) != NB_OK ||
         nb_param_list_add(head, "2.bias", nb_param_list_find(ft_params, "2.bias"), false) != NB_OK)
         fail();
-    double before = evaluate(ft, tx, ty), after;
+    double before = ex_accuracy("finetune", ft, tx, ty, NULL), after;
     printf("finetune: test accuracy before fine-tuning %.4f\n", before);
     double ft_seconds = train("finetune", ft, head, x, y, tx, ty, epochs, 0, (uint64_t)seed + 2, &after);
     printf("finetune: test accuracy after %.4f in %.2f s\n", after, ft_seconds);
@@ -314,7 +248,7 @@ int main(int argc, char **argv)
     nb_free(y);
     nb_free(tx);
     nb_free(ty);
-    free_dataset(&mnist);
-    if (fashion) free_dataset(&fmnist);
+    ex_free_image_set(&mnist);
+    if (fashion) ex_free_image_set(&fmnist);
     return 0;
 }

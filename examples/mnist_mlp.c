@@ -20,37 +20,11 @@
 #define PIXELS 784
 #define CLASSES 10
 #define MAX_LAYERS 16
-#define EVAL_BATCH 1000
 
 static void fail(void)
 {
     fprintf(stderr, "mnist_mlp: %s\n", nb_last_error());
     exit(EXIT_FAILURE);
-}
-
-/* Reads one IDX file of the mnist directory; NULL (and a message) when the file is absent, so that a missing
- * data set is a skip, not a failure. */
-static nb_tensor *read_idx(const char *dir, const char *name)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/mnist/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fclose(f);
-    nb_tensor *t = nb_read_idx(path);
-    if (!t) fail();
-    return t;
-}
-
-/* (N, 28, 28) raw bytes -> (N, 784) in [0, 1]; frees the raw tensor. */
-static nb_tensor *prepare_images(nb_tensor *raw)
-{
-    nb_tensor *flat = nb_reshape(raw, NB_SHAPE(nb_size(raw, 0), PIXELS));
-    nb_tensor *x = nb_div_scalar(flat, 255.0);
-    if (!x) fail();
-    nb_free(flat);
-    nb_free(raw);
-    return x;
 }
 
 /* "512,256" -> sizes; returns the count. */
@@ -86,27 +60,6 @@ static nb_module *build_model(int n_hidden, const int64_t *hidden, nb_generator 
     nb_module *model = nb_sequential_new(n, layers);
     if (!model) fail();
     return model;
-}
-
-/* Accuracy over the test set, evaluated in chunks without recording a graph; fills c when not NULL. */
-static double evaluate(nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c)
-{
-    int64_t n = nb_size(x, 0), correct = 0;
-    nb_module_train(model, false);
-    nb_no_grad_begin();
-    for (int64_t start = 0; start < n; start += EVAL_BATCH) {
-        int64_t len = n - start < EVAL_BATCH ? n - start : EVAL_BATCH;
-        nb_scope_begin();
-        nb_tensor *yb = nb_narrow(y, 0, start, len);
-        nb_tensor *pred = nb_argmax(nb_forward(model, nb_narrow(x, 0, start, len)), 1, false);
-        if (!pred) fail();
-        correct += (int64_t)(nb_accuracy(pred, yb) * (double)len + 0.5);
-        if (c && nb_confusion_add(c, pred, yb) != NB_OK) fail();
-        nb_scope_end();
-    }
-    nb_no_grad_end();
-    nb_module_train(model, true);
-    return (double)correct / (double)n;
 }
 
 static nb_optimizer *make_optimizer(const char *name, const nb_param_list *params, double lr)
@@ -160,22 +113,13 @@ int main(int argc, char **argv)
     int n_hidden = parse_arch(arch, hidden);
 
     const char *dir = nb_data_dir(data);
-    nb_tensor *train_raw = dir ? read_idx(dir, "train-images-idx3-ubyte.gz") : NULL;
-    if (!train_raw) {
-        if (dir)
-            printf("mnist_mlp: MNIST not found (no %s/mnist/train-images-idx3-ubyte.gz); skipping\n", dir);
-        else
-            printf("mnist_mlp: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
+    ex_image_set mnist;
+    if (!dir || !ex_load_image_set("mnist_mlp", dir, "mnist", &mnist)) {
+        if (dir) printf("mnist_mlp: MNIST not found (the four files under %s/mnist); skipping\n", dir);
+        else printf("mnist_mlp: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
         return 77;
     }
-    nb_tensor *train_y = read_idx(dir, "train-labels-idx1-ubyte.gz");
-    nb_tensor *test_raw = read_idx(dir, "t10k-images-idx3-ubyte.gz");
-    nb_tensor *test_y = read_idx(dir, "t10k-labels-idx1-ubyte.gz");
-    if (!train_y || !test_raw || !test_y) {
-        printf("mnist_mlp: MNIST incomplete in %s/mnist; skipping\n", dir);
-        return 77;
-    }
-    nb_tensor *train_x = prepare_images(train_raw), *test_x = prepare_images(test_raw);
+    nb_tensor *train_x = mnist.train_x, *train_y = mnist.train_y, *test_x = mnist.test_x, *test_y = mnist.test_y;
     if (limit > 0 && limit < nb_size(train_x, 0)) {
         nb_tensor *xv = nb_narrow(train_x, 0, 0, limit), *yv = nb_narrow(train_y, 0, 0, limit);
         nb_tensor *x = nb_clone(xv), *y = nb_clone(yv);
@@ -199,7 +143,7 @@ int main(int argc, char **argv)
         nb_load_report report;
         if (nb_load_safetensors(load, params, NB_LOAD_STRICT, &report, NULL) != NB_OK) fail();
         printf("mnist_mlp: loaded %d tensors from %s (test accuracy %.4f)\n", report.loaded, load,
-               evaluate(model, test_x, test_y, NULL));
+               ex_accuracy("mnist_mlp", model, test_x, test_y, NULL));
     }
     printf("mnist_mlp: %lld parameters, arch 784-%s-10, optimizer %s\n",
            (long long)nb_param_list_numel(params, true), arch, optim);
@@ -209,7 +153,7 @@ int main(int argc, char **argv)
     if (!it) fail();
     int64_t steps = nb_batch_iter_batches_per_epoch(it);
     nb_progress *progress = nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1);
-    double start = ex_now(), test_acc = evaluate(model, test_x, test_y, NULL);
+    double start = ex_now(), test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
     for (int64_t epoch = 0; epoch < epochs; epoch++) {
         nb_tensor *xb, *yb;
         for (int64_t step = 0;; step++) {
@@ -231,7 +175,7 @@ int main(int argc, char **argv)
             nb_progress_update(progress, epoch, step, nb_size(xb, 0), nb_item(loss), acc);
             nb_scope_end();
         }
-        test_acc = evaluate(model, test_x, test_y, NULL);
+        test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
         char extra[64];
         snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);
         nb_progress_end_epoch(progress, extra);
@@ -243,7 +187,7 @@ int main(int argc, char **argv)
 
     nb_confusion *c = nb_confusion_new(CLASSES);
     if (!c) fail();
-    evaluate(model, test_x, test_y, c);
+    ex_accuracy("mnist_mlp", model, test_x, test_y, c);
     printf("\nper-class precision and recall on the test set:\n");
     if (nb_confusion_print(c, stdout, NULL) != NB_OK) fail();
     if (save) {
