@@ -142,6 +142,31 @@ double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tenso
     return (double)correct / (double)n;
 }
 
+double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn)
+{
+    double sum = 0;
+    int64_t count = 0;
+    nb_clear_error(); /* so that the status after the loop tells an iterator error from the epoch's end */
+    for (;;) {
+        nb_scope_begin();
+        nb_tensor *xb, *yb;
+        if (!nb_batch_iter_next(it, &xb, &yb)) {
+            nb_scope_end();
+            break;
+        }
+        nb_tensor *loss = loss_fn(nb_forward(model, xb), yb);
+        if (!loss) die(program);
+        nb_optimizer_zero_grad(opt);
+        if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) die(program);
+        int64_t n = nb_shape(xb)[0];
+        sum += nb_item(loss) * (double)n;
+        count += n;
+        nb_scope_end();
+    }
+    if (nb_last_status() != NB_OK) die(program);
+    return sum / (double)count;
+}
+
 double ex_now(void)
 {
     struct timespec ts;

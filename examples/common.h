@@ -32,6 +32,12 @@ void ex_free_image_set(ex_image_set *d);
  * predictions to c when not NULL. Exits with nabla's message on an error. */
 double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c);
 
+/* One epoch of mini-batch training: for each batch of it, loss_fn(model(x), y), backward, optimizer step, each
+ * batch in its own scope. Returns the sample-weighted mean loss of the epoch; exits with nabla's message,
+ * prefixed by program, on any error. */
+typedef nb_tensor *(*ex_loss_fn)(nb_tensor *output, nb_tensor *target);
+double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn);
+
 /* Seconds from a monotonic clock. */
 double ex_now(void);
 

@@ -48,6 +48,8 @@ static nb_module *make_model(int64_t hidden, uint64_t seed)
     return m;
 }
 
+static nb_tensor *cross_entropy(nb_tensor *logits, nb_tensor *labels) { return nb_cross_entropy(logits, labels, NULL); }
+
 /* Mini-batch Adam on (x, y); x already standardized. Returns the last epoch's mean loss. */
 static double train(nb_module *model, nb_tensor *x, nb_tensor *y, double lr, int64_t epochs, uint64_t seed,
                     bool verbose)
@@ -62,26 +64,7 @@ static double train(nb_module *model, nb_tensor *x, nb_tensor *y, double lr, int
     int64_t every = epochs >= 10 ? epochs / 10 : 1;
     double epoch_loss = NAN;
     for (int64_t epoch = 0; epoch < epochs; epoch++) {
-        double sum = 0;
-        int64_t count = 0;
-        nb_clear_error(); /* so that the status after the loop tells an iterator error from the epoch's end */
-        for (;;) {
-            nb_scope_begin();
-            nb_tensor *xb, *yb;
-            if (!nb_batch_iter_next(it, &xb, &yb)) {
-                nb_scope_end();
-                break;
-            }
-            nb_tensor *loss = check(nb_cross_entropy(nb_forward(model, xb), yb, NULL));
-            nb_optimizer_zero_grad(opt);
-            if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
-            int64_t n = nb_shape(xb)[0];
-            sum += nb_item(loss) * (double)n;
-            count += n;
-            nb_scope_end();
-        }
-        if (nb_last_status() != NB_OK) fail();
-        epoch_loss = sum / (double)count;
+        epoch_loss = ex_train_epoch("iris", model, opt, it, cross_entropy);
         if (verbose && ((epoch + 1) % every == 0 || epoch == 0))
             printf("epoch %4lld  loss %.4f\n", (long long)(epoch + 1), epoch_loss);
     }

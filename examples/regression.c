@@ -129,6 +129,8 @@ static void write_svg(const char *path, nb_module *model, nb_tensor *xtr, nb_ten
     printf("wrote %s\n", path);
 }
 
+static nb_tensor *mse_loss(nb_tensor *pred, nb_tensor *target) { return nb_mse_loss(pred, target, NB_REDUCTION_MEAN); }
+
 int main(int argc, char **argv)
 {
     int64_t seed = 42, epochs = 500, points = 200;
@@ -195,26 +197,9 @@ int main(int argc, char **argv)
         if (!opt || !it) fail();
         int64_t every = epochs >= 10 ? epochs / 10 : 1;
         for (int64_t epoch = 0; epoch < epochs; epoch++) {
-            double sum = 0;
-            int64_t count = 0;
-            nb_clear_error(); /* so that the status after the loop tells an iterator error from the epoch's end */
-            for (;;) {
-                nb_scope_begin();
-                nb_tensor *xb, *yb;
-                if (!nb_batch_iter_next(it, &xb, &yb)) {
-                    nb_scope_end();
-                    break;
-                }
-                nb_tensor *loss = check(nb_mse_loss(nb_forward(model, xb), yb, NB_REDUCTION_MEAN));
-                nb_optimizer_zero_grad(opt);
-                if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
-                sum += nb_item(loss) * (double)nb_shape(xb)[0];
-                count += nb_shape(xb)[0];
-                nb_scope_end();
-            }
-            if (nb_last_status() != NB_OK) fail();
+            double loss = ex_train_epoch("regression", model, opt, it, mse_loss);
             if ((epoch + 1) % every == 0 || epoch == 0)
-                printf("epoch %4lld  train loss %.5f\n", (long long)(epoch + 1), sum / (double)count);
+                printf("epoch %4lld  train loss %.5f\n", (long long)(epoch + 1), loss);
         }
         nb_batch_iter_free(it);
         nb_optimizer_free(opt);
