@@ -215,4 +215,17 @@ typedef struct nbi_thread_state {
 } nbi_thread_state;
 nbi_thread_state *nbi_thread(void);
 
+/* ------------------------------------------------------------------------------------------------
+ * Parallel loops (tensor/threads.c): a persistent pool of worker threads, sized by nb_set_num_threads or
+ * NABLA_NUM_THREADS (default: the number of online CPUs).
+ * nbi_parallel_for splits [0, n) into contiguous chunks of at least `grain` items and calls fn(ctx, begin, end)
+ * for each chunk, on the calling thread and the workers; it returns when all chunks are done. Runs fn(ctx, 0, n)
+ * inline when n <= grain, when one thread is configured, or when called from inside a parallel region (no
+ * nested oversubscription). fn must not record errors or touch per-thread state (scopes, no-grad).
+ * ---------------------------------------------------------------------------------------------- */
+typedef void (*nbi_range_fn)(void *ctx, int64_t begin, int64_t end);
+void nbi_parallel_for(int64_t n, int64_t grain, nbi_range_fn fn, void *ctx);
+/* Number of threads nbi_parallel_for may use (>= 1). */
+int nbi_num_threads(void);
+
 #endif
