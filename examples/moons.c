@@ -6,7 +6,9 @@
  * activations and the gradients of intermediates go away at nb_scope_end. At the end the program draws the
  * decision regions with the data points (--svg) and the loss curve (--loss-svg).
  *
- *     moons [--seed N] [--steps N] [--svg PATH] [--loss-svg PATH]
+ * --load starts from a checkpoint (with --steps 0 it only evaluates and draws it); --save writes one.
+ *
+ *     moons [--seed N] [--steps N] [--svg PATH] [--loss-svg PATH] [--save PATH] [--load PATH]
  */
 #include <nabla.h>
 
@@ -112,15 +114,24 @@ static bool draw_loss(const char *path, int64_t n, const double *loss)
     return ok;
 }
 
+/* micrograd's demo loss: mean(relu(1 - y * score)) + alpha * sum of squared parameters. */
+static nb_tensor *demo_loss(nb_tensor *score, nb_tensor *y, nb_param_list *params)
+{
+    nb_tensor *margin = nb_mean(nb_relu(nb_rsub_scalar(1.0, nb_mul(y, score))), 0, NULL, false);
+    return nb_add(margin, nb_mul_scalar(nb_l2_penalty(params, false), L2_ALPHA));
+}
+
 int main(int argc, char **argv)
 {
     int64_t seed = 42, steps = 1000;
-    const char *svg_path = "moons.svg", *loss_svg_path = "moons_loss.svg";
+    const char *svg_path = "moons.svg", *loss_svg_path = "moons_loss.svg", *save = NULL, *load = NULL;
     const ex_flag flags[] = {
         {"--seed", EX_INT, &seed, "seed of the data and the initial weights"},
         {"--steps", EX_INT, &steps, "number of full-batch SGD steps"},
         {"--svg", EX_STRING, &svg_path, "where to draw the decision regions"},
         {"--loss-svg", EX_STRING, &loss_svg_path, "where to draw the loss curve"},
+        {"--save", EX_STRING, &save, "write the trained parameters to this safetensors file"},
+        {"--load", EX_STRING, &load, "start from the parameters of this safetensors file"},
     };
     ex_parse_flags(argc, argv, "moons",
                    "Trains a 2-16-16-1 MLP on 100 noisy half-moon points with full-batch SGD and momentum.",
@@ -140,6 +151,11 @@ int main(int argc, char **argv)
     nb_module *model = nb_sequential_new(5, layers);
     nb_param_list *params = nb_module_parameters(model);
     if (!model || !params) fail();
+    if (load) {
+        nb_load_report report;
+        if (nb_load_safetensors(load, params, NB_LOAD_STRICT, &report, NULL) != NB_OK) fail();
+        fprintf(stderr, "moons: loaded %d tensors from %s\n", report.loaded, load);
+    }
     nb_sgd_options opt_options = nb_sgd_defaults();
     opt_options.lr = LEARNING_RATE;
     opt_options.momentum = MOMENTUM;
@@ -158,8 +174,7 @@ int main(int argc, char **argv)
         nb_optimizer_set_lr(opt, LEARNING_RATE * (1.0 - 0.9 * (double)step / (double)steps));
         nb_scope_begin();
         nb_tensor *score = nb_forward(model, x);
-        nb_tensor *margin = nb_mean(nb_relu(nb_rsub_scalar(1.0, nb_mul(y, score))), 0, NULL, false);
-        nb_tensor *loss = nb_add(margin, nb_mul_scalar(nb_l2_penalty(params, false), L2_ALPHA));
+        nb_tensor *loss = demo_loss(score, y, params);
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
         losses[step] = nb_item(loss);
@@ -174,16 +189,23 @@ int main(int argc, char **argv)
     nb_scope_begin();
     nb_no_grad_begin();
     nb_tensor *score = nb_forward(model, x);
-    if (!score) fail();
-    double acc = accuracy(score, label);
+    nb_tensor *final_loss = demo_loss(score, y, params);
+    if (!final_loss) fail();
+    double acc = accuracy(score, label), loss_value = nb_item(final_loss);
     nb_no_grad_end();
     nb_scope_end();
 
+    if (save) {
+        nb_metadata meta = {0};
+        nb_metadata_set(&meta, "arch", "2-16-16-1 relu");
+        if (nb_save_safetensors(save, params, &meta) != NB_OK) fail();
+        fprintf(stderr, "moons: saved the parameters to %s\n", save);
+    }
     if (svg_path && *svg_path && draw_regions(svg_path, model, xy, label)) fprintf(stderr, "wrote %s\n", svg_path);
     if (loss_svg_path && *loss_svg_path && draw_loss(loss_svg_path, steps, losses))
         fprintf(stderr, "wrote %s\n", loss_svg_path);
-    printf("result: train_accuracy=%.4f loss=%.4f steps=%lld seconds=%.3f\n", acc,
-           steps > 0 ? losses[steps - 1] : NAN, (long long)steps, seconds);
+    printf("result: train_accuracy=%.4f loss=%.4f steps=%lld seconds=%.3f\n", acc, loss_value,
+           (long long)steps, seconds);
 
     free(losses);
     nb_progress_free(progress);
