@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -142,25 +143,37 @@ double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tenso
     return (double)correct / (double)n;
 }
 
-double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn)
+double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn,
+                      nb_progress *progress, int64_t epoch)
 {
     double sum = 0;
     int64_t count = 0;
     nb_clear_error(); /* so that the status after the loop tells an iterator error from the epoch's end */
-    for (;;) {
+    for (int64_t step = 0;; step++) {
         nb_scope_begin();
         nb_tensor *xb, *yb;
         if (!nb_batch_iter_next(it, &xb, &yb)) {
             nb_scope_end();
             break;
         }
-        nb_tensor *loss = loss_fn(nb_forward(model, xb), yb);
+        nb_tensor *output = nb_forward(model, xb);
+        nb_tensor *loss = loss_fn(output, yb);
         if (!loss) die(program);
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) die(program);
         int64_t n = nb_shape(xb)[0];
-        sum += nb_item(loss) * (double)n;
+        double value = nb_item(loss);
+        sum += value * (double)n;
         count += n;
+        if (progress) {
+            double acc = NAN;
+            if (nb_ndim(output) == 2 && nb_dtype_of(yb) == NB_I64) {
+                nb_no_grad_begin();
+                acc = nb_accuracy(nb_argmax(output, 1, false), yb);
+                nb_no_grad_end();
+            }
+            nb_progress_update(progress, epoch, step, n, value, acc);
+        }
         nb_scope_end();
     }
     if (nb_last_status() != NB_OK) die(program);

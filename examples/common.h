@@ -33,10 +33,12 @@ void ex_free_image_set(ex_image_set *d);
 double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c);
 
 /* One epoch of mini-batch training: for each batch of it, loss_fn(model(x), y), backward, optimizer step, each
- * batch in its own scope. Returns the sample-weighted mean loss of the epoch; exits with nabla's message,
- * prefixed by program, on any error. */
+ * batch in its own scope. With progress (may be NULL), reports each step as step `step` of `epoch`, with the
+ * batch accuracy when the targets are class indices (i64) and the output (N, classes). Returns the
+ * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error. */
 typedef nb_tensor *(*ex_loss_fn)(nb_tensor *output, nb_tensor *target);
-double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn);
+double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn,
+                      nb_progress *progress, int64_t epoch);
 
 /* Seconds from a monotonic clock. */
 double ex_now(void);

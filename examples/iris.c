@@ -64,7 +64,7 @@ static double train(nb_module *model, nb_tensor *x, nb_tensor *y, double lr, int
     int64_t every = epochs >= 10 ? epochs / 10 : 1;
     double epoch_loss = NAN;
     for (int64_t epoch = 0; epoch < epochs; epoch++) {
-        epoch_loss = ex_train_epoch("iris", model, opt, it, cross_entropy);
+        epoch_loss = ex_train_epoch("iris", model, opt, it, cross_entropy, NULL, 0);
         if (verbose && ((epoch + 1) % every == 0 || epoch == 0))
             printf("epoch %4lld  loss %.4f\n", (long long)(epoch + 1), epoch_loss);
     }

@@ -86,6 +86,8 @@ static nb_optimizer *make_optimizer(const char *name, const nb_param_list *param
     return opt;
 }
 
+static nb_tensor *cross_entropy(nb_tensor *logits, nb_tensor *labels) { return nb_cross_entropy(logits, labels, NULL); }
+
 int main(int argc, char **argv)
 {
     const char *arch = "128", *optim = "adam", *save = NULL, *load = NULL, *data = NULL;
@@ -155,26 +157,7 @@ int main(int argc, char **argv)
     nb_progress *progress = nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1);
     double start = ex_now(), test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
     for (int64_t epoch = 0; epoch < epochs; epoch++) {
-        nb_tensor *xb, *yb;
-        for (int64_t step = 0;; step++) {
-            nb_scope_begin();
-            nb_clear_error();
-            if (!nb_batch_iter_next(it, &xb, &yb)) {
-                nb_scope_end();
-                if (nb_last_status() != NB_OK) fail();
-                break;
-            }
-            nb_tensor *logits = nb_forward(model, xb);
-            nb_tensor *loss = nb_cross_entropy(logits, yb, NULL);
-            if (!loss) fail();
-            nb_optimizer_zero_grad(opt);
-            if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
-            nb_no_grad_begin();
-            double acc = nb_accuracy(nb_argmax(logits, 1, false), yb);
-            nb_no_grad_end();
-            nb_progress_update(progress, epoch, step, nb_size(xb, 0), nb_item(loss), acc);
-            nb_scope_end();
-        }
+        ex_train_epoch("mnist_mlp", model, opt, it, cross_entropy, progress, epoch);
         test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
         char extra[64];
         snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
         if (!opt || !it) fail();
         int64_t every = epochs >= 10 ? epochs / 10 : 1;
         for (int64_t epoch = 0; epoch < epochs; epoch++) {
-            double loss = ex_train_epoch("regression", model, opt, it, mse_loss);
+            double loss = ex_train_epoch("regression", model, opt, it, mse_loss, NULL, 0);
             if ((epoch + 1) % every == 0 || epoch == 0)
                 printf("epoch %4lld  train loss %.5f\n", (long long)(epoch + 1), loss);
         }
