@@ -13,6 +13,17 @@
 typedef struct nbi_op {
     const char *name;
     void (*backward)(nbi_tensor *out, nb_tensor *grad_out, nb_tensor **grad_in);
+    /* Optional, for the backward trace (autograd/trace.c) and the DOT export; set them with designated
+     * initializers: {"mul", mul_backward, .derivative = "d out/d a = b, d out/d b = a", .elementwise = true}.
+     * derivative: the local derivative as a formula in terms of the inputs and the result `out`; for an op whose
+     * Jacobian is not diagonal, the rule giving each input's gradient from the upstream gradient g, e.g.
+     * "grad a = g @ b^T, grad b = a^T @ g". elementwise: each output element depends only on the input elements
+     * at the same (broadcast) position, so the trace can show d out / d input as values (backward seeded with
+     * ones). inputs: the names the formula uses for the inputs, comma-separated in input order; NULL means "x"
+     * for a one-input op and "a, b, c, ..." otherwise. */
+    const char *derivative;
+    bool elementwise;
+    const char *inputs;
 } nbi_op;
 
 /* Records op on out when grad mode is on and one of the inputs requires grad; otherwise does nothing.
@@ -39,5 +50,43 @@ static inline void nbi_drop_temp(nbi_tensor *tmp, const nbi_tensor *original)
 
 /* Adds src into dst in place (same float dtype; src broadcasts to dst). */
 void nbi_add_inplace(nbi_tensor *dst, const nbi_tensor *src);
+
+/* The backward trace (autograd/trace.c; see nb_trace_backward). The engine calls nbi_trace_begin once per
+ * backward pass, after sorting; it returns NULL when tracing is off on this thread, and then nothing else is
+ * called. order holds the n nodes that backward will visit, inputs before their users. nbi_trace_step runs
+ * after node's backward produced grad_in (inside the node's scope, before the gradients are delivered). */
+typedef struct nbi_trace nbi_trace;
+nbi_trace *nbi_trace_begin(const char *fn, const nbi_tensor *root, nbi_tensor *const *order, size_t n);
+void nbi_trace_step(nbi_trace *tr, nbi_tensor *node, nb_tensor *grad_out, nb_tensor *const *grad_in);
+void nbi_trace_end(nbi_trace *tr);
+
+/* Shared by the trace and the DOT export (autograd/visualize.c). */
+/* Tensors with at most this many elements are shown as numbers, larger ones by shape. */
+#define NBI_SHOWN_ELEMENTS 8
+/* Writes t's values: "2.0000" for a 0-d tensor, nested brackets "[[1.0000, 2.0000]]" otherwise (4 decimals,
+ * scientific notation for very small or large magnitudes), or "(N values)" above NBI_SHOWN_ELEMENTS. */
+void nbi_write_values(FILE *out, const nbi_tensor *t);
+/* Numbers for the nodes of a graph in order of first appearance: a small open-addressing map from address to
+ * index. nbi_node_id returns the index of p, adding it (and setting *added) when new; -1 when out of memory. */
+typedef struct nbi_node_ids {
+    const void **keys;
+    int64_t *ids;
+    size_t cap, n;
+} nbi_node_ids;
+int64_t nbi_node_id(nbi_node_ids *m, const void *p, bool *added);
+void nbi_node_ids_free(nbi_node_ids *m);
+/* Numbers the tensors reachable from root breadth-first (root is 0, then its inputs in input order, and so on):
+ * ids maps each tensor to its number and nodes lists them by number. This numbering is what the DOT export
+ * (t3) and the trace (#3) show. false (error recorded, naming fn) when out of memory; free both either way. */
+typedef struct nbi_node_list {
+    const nbi_tensor **items;
+    size_t n, cap;
+} nbi_node_list;
+bool nbi_number_graph(const char *fn, const nbi_tensor *root, nbi_node_ids *ids, nbi_node_list *nodes);
+void nbi_node_list_free(nbi_node_list *l);
+/* A tensor's label, or "#k" with k its number in ids (written into buf). */
+const char *nbi_node_name(const nbi_tensor *t, nbi_node_ids *ids, char *buf, size_t size);
+/* The name formula text uses for input i of op (from op->inputs, else x or a, b, c...), into buf. */
+const char *nbi_input_name(const struct nbi_op *op, int n_inputs, int i, char *buf, size_t size);
 
 #endif

@@ -106,13 +106,21 @@ static void extremum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin, nb
 static void maximum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { extremum_backward(out, g, gin, NBI_GT); }
 static void minimum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { extremum_backward(out, g, gin, NBI_LT); }
 
-static const nbi_op add_op = {"add", add_backward};
-static const nbi_op sub_op = {"sub", sub_backward};
-static const nbi_op mul_op = {"mul", mul_backward};
-static const nbi_op div_op = {"div", div_backward};
-static const nbi_op pow_op = {"pow", pow_backward};
-static const nbi_op maximum_op = {"maximum", maximum_backward};
-static const nbi_op minimum_op = {"minimum", minimum_backward};
+static const nbi_op add_op = {"add", add_backward, .derivative = "d out/d a = 1, d out/d b = 1", .elementwise = true};
+static const nbi_op sub_op = {"sub", sub_backward, .derivative = "d out/d a = 1, d out/d b = -1", .elementwise = true};
+static const nbi_op mul_op = {"mul", mul_backward, .derivative = "d out/d a = b, d out/d b = a", .elementwise = true};
+static const nbi_op div_op = {"div", div_backward,
+                              .derivative = "d out/d a = 1/b, d out/d b = -a/b^2",
+                              .elementwise = true};
+static const nbi_op pow_op = {"pow", pow_backward,
+                              .derivative = "d out/d a = b a^(b-1), d out/d b = out ln a (0 where a = 0)",
+                              .elementwise = true};
+static const nbi_op maximum_op = {"maximum", maximum_backward,
+                              .derivative = "d out/d a = 1 where a > b, d out/d b = 1 where b > a (1/2 each on ties)",
+                              .elementwise = true};
+static const nbi_op minimum_op = {"minimum", minimum_backward,
+                              .derivative = "d out/d a = 1 where a < b, d out/d b = 1 where b < a (1/2 each on ties)",
+                              .elementwise = true};
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return binary("nb_add", NBI_ADD, &add_op, a, b); }
 nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b) { return binary("nb_sub", NBI_SUB, &sub_op, a, b); }

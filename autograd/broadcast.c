@@ -10,7 +10,7 @@ static void sum_to_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const nbi_tensor *in = out->inputs[0];
     gin[0] = nb_expand(g, in->ndim, in->shape);
 }
-static const nbi_op sum_to_op = {"sum_to", sum_to_backward};
+static const nbi_op sum_to_op = {"sum_to", sum_to_backward, .derivative = "grad x = g expanded back to the shape of x"};
 
 nb_tensor *nb_sum_to(nb_tensor *h, int ndim, const int64_t *shape)
 {
@@ -59,7 +59,7 @@ static void expand_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const nbi_tensor *in = out->inputs[0];
     gin[0] = nb_sum_to(g, in->ndim, in->shape);
 }
-static const nbi_op expand_op = {"expand", expand_backward};
+static const nbi_op expand_op = {"expand", expand_backward, .derivative = "grad x = g summed over the expanded dims"};
 
 nb_tensor *nb_expand(nb_tensor *h, int ndim, const int64_t *shape)
 {

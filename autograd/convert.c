@@ -7,7 +7,7 @@ static void alias_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     (void)out;
     gin[0] = g;
 }
-static const nbi_op alias_op = {"alias", alias_backward};
+static const nbi_op alias_op = {"alias", alias_backward, .derivative = "d out/d x = 1", .elementwise = true};
 
 nb_tensor *nbi_alias(nbi_tensor *t, const char *fn)
 {
@@ -20,7 +20,9 @@ static void to_dtype_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     gin[0] = nb_to_dtype(g, out->inputs[0]->dtype);
 }
-static const nbi_op to_dtype_op = {"to_dtype", to_dtype_backward};
+static const nbi_op to_dtype_op = {"to_dtype", to_dtype_backward,
+                              .derivative = "d out/d x = 1 (the gradient is converted back to the dtype of x)",
+                              .elementwise = true};
 
 nb_tensor *nb_to_dtype(nb_tensor *h, nb_dtype dtype)
 {
@@ -34,8 +36,8 @@ nb_tensor *nb_to_dtype(nb_tensor *h, nb_dtype dtype)
 }
 
 /* ---- clone and contiguous ---- */
-static const nbi_op clone_op = {"clone", alias_backward};
-static const nbi_op contiguous_op = {"contiguous", alias_backward};
+static const nbi_op clone_op = {"clone", alias_backward, .derivative = "d out/d x = 1", .elementwise = true};
+static const nbi_op contiguous_op = {"contiguous", alias_backward, .derivative = "d out/d x = 1", .elementwise = true};
 
 nb_tensor *nb_clone(nb_tensor *h)
 {

@@ -64,7 +64,9 @@ static void gather_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const dim_ctx *c = nbi_ctx(out);
     if (nbi_wants_grad(out, 0)) gin[0] = nb_scatter_add(zeros_of(out->inputs[0]), c->dim, nbi_in(out, 1), g);
 }
-static const nbi_op gather_op = {"gather", gather_backward};
+static const nbi_op gather_op = {"gather", gather_backward,
+                              .derivative = "grad t = zeros with g added at the gathered positions",
+                              .inputs = "t, index"};
 
 nb_tensor *nb_gather(nb_tensor *th, int dim, nb_tensor *ih)
 {
@@ -115,7 +117,9 @@ static void scatter_add_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
         gin[2] = same ? picked : pad_corner(picked, src);
     }
 }
-static const nbi_op scatter_add_op = {"scatter_add", scatter_add_backward};
+static const nbi_op scatter_add_op = {"scatter_add", scatter_add_backward,
+                              .derivative = "grad t = g, grad src = g gathered at index",
+                              .inputs = "t, index, src"};
 
 nb_tensor *nb_scatter_add(nb_tensor *th, int dim, nb_tensor *ih, nb_tensor *sh)
 {
@@ -165,7 +169,9 @@ static void index_select_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin
     nbi_tensor *ix = spread_index(out->inputs[1], out->ndim, out->shape, c->dim, stride);
     gin[0] = nb_scatter_add(zeros_of(out->inputs[0]), c->dim, nbi_handle(ix), g);
 }
-static const nbi_op index_select_op = {"index_select", index_select_backward};
+static const nbi_op index_select_op = {"index_select", index_select_backward,
+                              .derivative = "grad t = zeros with the rows of g added at the selected indices",
+                              .inputs = "t, index"};
 
 nb_tensor *nb_index_select(nb_tensor *th, int dim, nb_tensor *ih)
 {
@@ -202,7 +208,9 @@ static void embedding_grad_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **g
 {
     if (nbi_wants_grad(out, 0)) gin[0] = nb_embedding(g, nbi_in(out, 1));
 }
-static const nbi_op embedding_grad_op = {"embedding_backward", embedding_grad_backward};
+static const nbi_op embedding_grad_op = {"embedding_backward", embedding_grad_backward,
+                              .derivative = "grad rows = rows of g picked by indices",
+                              .inputs = "rows, indices"};
 
 static nb_tensor *embedding_grad(nb_tensor *gh, nbi_tensor *ix, int64_t num)
 {
@@ -225,7 +233,9 @@ static void embedding_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     if (nbi_wants_grad(out, 0)) gin[0] = embedding_grad(g, out->inputs[1], out->inputs[0]->shape[0]);
 }
-static const nbi_op embedding_op = {"embedding", embedding_backward};
+static const nbi_op embedding_op = {"embedding", embedding_backward,
+                              .derivative = "grad weight = zeros with the rows of g added at the picked rows",
+                              .inputs = "weight, indices"};
 
 nb_tensor *nb_embedding(nb_tensor *wh, nb_tensor *ih)
 {
@@ -269,7 +279,10 @@ static void where_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     if (nbi_wants_grad(out, 1)) gin[1] = nb_sum_to(nb_where(c, g, zero), a->ndim, a->shape);
     if (nbi_wants_grad(out, 2)) gin[2] = nb_sum_to(nb_where(c, zero, g), b->ndim, b->shape);
 }
-static const nbi_op where_op = {"where", where_backward};
+static const nbi_op where_op = {"where", where_backward,
+                              .derivative = "d out/d a = cond, d out/d b = 1 - cond",
+                              .elementwise = true,
+                              .inputs = "cond, a, b"};
 
 nb_tensor *nb_where(nb_tensor *ch, nb_tensor *ah, nb_tensor *bh)
 {
@@ -304,7 +317,10 @@ static void masked_fill_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     if (nbi_wants_grad(out, 0)) gin[0] = nb_where(nbi_in(out, 1), nb_scalar(0, out->dtype), g);
 }
-static const nbi_op masked_fill_op = {"masked_fill", masked_fill_backward};
+static const nbi_op masked_fill_op = {"masked_fill", masked_fill_backward,
+                              .derivative = "d out/d t = 0 where mask, else 1",
+                              .elementwise = true,
+                              .inputs = "t, mask"};
 
 nb_tensor *nb_masked_fill(nb_tensor *th, nb_tensor *mh, double value)
 {

@@ -35,7 +35,8 @@ static void matmul_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
         gin[1] = nb_sum_to(gb, bi->ndim, bi->shape);
     }
 }
-static const nbi_op matmul_op = {"matmul", matmul_backward};
+static const nbi_op matmul_op = {"matmul", matmul_backward,
+                              .derivative = "grad a = g @ b^T, grad b = a^T @ g (summed over broadcast batch dims)"};
 
 nb_tensor *nb_matmul(nb_tensor *ah, nb_tensor *bh)
 {

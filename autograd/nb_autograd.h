@@ -207,6 +207,12 @@ NB_API nb_tensor *nb_log_softmax(nb_tensor *t, int dim);
  * broadcast; NB_ERR_DTYPE for integer or bool operands.
  * ---------------------------------------------------------------------------------------------- */
 NB_API nb_tensor *nb_matmul(nb_tensor *a, nb_tensor *b);
+/* The affine map of a Linear layer (torch.nn.functional.linear): x @ weightᵀ + bias for x of shape (..., in),
+ * weight (out, in) and bias (out) or NULL, giving (..., out). One op: the product is written straight into the
+ * result and the weight's gradient comes out in weight's own layout. Operands of mixed float dtypes are promoted
+ * as by nb_matmul. Errors: NB_ERR_SHAPE when x's last dim is not in, weight is not 2-d, or bias is not (out);
+ * NB_ERR_DTYPE for integer or bool operands. */
+NB_API nb_tensor *nb_affine(nb_tensor *x, nb_tensor *weight, nb_tensor *bias);
 
 /* ------------------------------------------------------------------------------------------------
  * Shape ops. Views share storage with their input (writes through one are visible in the other);
@@ -267,6 +273,117 @@ NB_API nb_tensor *nb_embedding(nb_tensor *weight, nb_tensor *indices);
 NB_API nb_tensor *nb_where(nb_tensor *cond, nb_tensor *a, nb_tensor *b);
 /* Copy of t with value where mask (broadcast to t's shape) is nonzero. */
 NB_API nb_tensor *nb_masked_fill(nb_tensor *t, nb_tensor *mask, double value);
+
+/* ------------------------------------------------------------------------------------------------
+ * Seeing the graph and the chain rule (autograd/visualize.c, autograd/trace.c): labels, Graphviz pictures
+ * of a graph, a step-by-step trace of backward, and micrograd-style printing of a value and its gradient.
+ * ---------------------------------------------------------------------------------------------- */
+/* Longest label, in bytes. */
+#define NB_LABEL_MAX 31
+/* Gives t a short name shown by the DOT export, the backward trace and nb_print_value_grad (copied; the
+ * label belongs to the tensor, not to views or results made from it). NULL or "" removes it.
+ * Errors: NB_ERR_ARG when label is longer than NB_LABEL_MAX bytes or contains a control character
+ * (newline, tab, ...); the tensor keeps its previous label then. */
+NB_API nb_status nb_set_label(nb_tensor *t, const char *label);
+/* t's label, or NULL when it has none (no error is recorded then) or t is invalid. The text stays valid until
+ * the next nb_set_label on t or t's release. */
+NB_API const char *nb_label(const nb_tensor *t);
+
+/* Writes the graph reachable from root in Graphviz DOT: a record node per tensor (its label, or #k for an
+ * unlabelled one; shape and dtype; and for tensors of at most 8 elements the value and the gradient, if any) and
+ * an ellipse per op (its name), with edges input -> op -> output; the inputs of multi-input ops are marked on
+ * their edge with the names the op's derivative formula uses (a, b for nb_sub: a - b). Tensors are numbered
+ * breadth-first from root (root is #0 and node t0, the op that made it op0; then its inputs in order, ...), the
+ * same numbers the backward trace uses, so the same graph always gives the same text. Leaves that require grad
+ * are filled light blue; a tensor without a recorded op (a leaf, a constant, a result computed without grad)
+ * ends the walk. Errors: NB_ERR_NULL for a NULL file, NB_ERR_IO when writing fails. */
+NB_API nb_status nb_dot_write(const nb_tensor *root, FILE *out);
+/* nb_dot_write into the file at path (created or truncated). NB_ERR_IO naming the path when it cannot be
+ * written. */
+NB_API nb_status nb_dot_save(const nb_tensor *root, const char *path);
+/* Renders the graph to an SVG file by running Graphviz's `dot -Tsvg` (found on PATH; the path is passed to it as
+ * one argument, never through a shell). When `dot` is not installed, returns NB_ERR_STATE with the message
+ * "nb_dot_render_svg: Graphviz 'dot' not found on PATH; install graphviz or use nb_dot_save" and writes nothing.
+ * NB_ERR_IO when dot fails (its exit status is in the message). */
+NB_API nb_status nb_dot_render_svg(const nb_tensor *root, const char *svg_path);
+
+/* Turns the backward trace on for the calling thread, writing to out, or off with NULL. Setting NABLA_TRACE=1 in
+ * the environment (any value but empty or 0) turns it on, to stderr, for every thread that has not called this
+ * function; the variable is read once, at the first backward.
+ * With the trace on, nb_backward (and nb_backward_ex, nb_grad_of) prints each step in topological order: the
+ * node (op name, label, shape, value), the upstream gradient d root / d node, the op's local derivative (its
+ * formula, and for elementwise ops its value d out / d input), and the gradient handed to each input (the
+ * upstream gradient times the local derivative, for an elementwise op). Tensors of at most 8 elements are
+ * printed as numbers (4 decimals), larger ones as "(N values)" (shapes are on each tensor's line). Unlabelled tensors are named #k, their number in the DOT
+ * export of the same root. At the end, the accumulated gradient of every leaf is printed. Tracing costs one
+ * branch per node when off; when on, each small elementwise step runs its op's backward once more (seeded with
+ * ones, without recording) to show the local derivative. out is not closed; keep it open while tracing. */
+NB_API void nb_trace_backward(FILE *out);
+
+/* Prints t micrograd-style, followed by a newline: "a: value 2.0000 grad -3.0000" for a tensor of at most 8
+ * elements ("[1.0000, 2.0000]" for several; "grad none" before any backward; the label and colon are omitted
+ * without a label), and nabla's usual format for value and grad of a larger tensor. nb_print_value_grad
+ * writes to stdout. Errors: NB_ERR_NULL for a NULL file, NB_ERR_IO when writing fails. */
+NB_API nb_status nb_fprint_value_grad(FILE *out, const nb_tensor *t);
+NB_API nb_status nb_print_value_grad(const nb_tensor *t);
+
+/* ------------------------------------------------------------------------------------------------
+ * Convolution and pooling, on NCHW tensors (f32 or f64; input, weight and bias of one dtype). Pairs of
+ * per-dimension parameters (height, width) are `const int64_t[2]` arrays; NULL means the default noted.
+ * Output sizes, as PyTorch (floor mode):  OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1  (same for W).
+ * Errors: NB_ERR_SHAPE naming the op and the shapes (wrong rank, channel mismatch, kernel larger than the padded
+ * input, bias not (O)), NB_ERR_ARG for stride < 1, padding < 0, dilation < 1, groups < 1, NB_ERR_DTYPE for
+ * integer or mixed dtypes. Every op has first and second derivatives (gradients of gradients).
+ * ---------------------------------------------------------------------------------------------- */
+/* 2-d cross-correlation, as torch.nn.functional.conv2d with zero padding:
+ *     out[n, o, i, j] = bias[o] + sum_{c, kh, kw} weight[o, c, kh, kw]
+ *                                    * input[n, g Cg + c, i sh - ph + kh dh, j sw - pw + kw dw]
+ * with g = o / (O / groups) the group of o and Cg = C / groups (out-of-range pixels read as 0).
+ * input (N, C, H, W), weight (O, C / groups, KH, KW), bias (O) or NULL -> (N, O, OH, OW). groups must divide C and
+ * O; groups = C is a depthwise convolution. stride (default 1, 1), padding (0, 0), dilation (1, 1).
+ * Computed as matrix products over im2col unfoldings made in bounded chunks (4 MiB per thread), images spread
+ * over threads; the results (gradients included) do not depend on the thread count. */
+NB_API nb_tensor *nb_conv2d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, const int64_t *stride,
+                            const int64_t *padding, const int64_t *dilation, int64_t groups);
+/* 1-d form: input (N, C, L), weight (O, C / groups, K), bias (O) or NULL -> (N, O, (L + 2 p - d (K - 1) - 1) / s + 1). */
+NB_API nb_tensor *nb_conv1d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, int64_t stride, int64_t padding,
+                            int64_t dilation, int64_t groups);
+/* Transposed convolution (the gradient of nb_conv2d with respect to its input), as torch's conv_transpose2d:
+ * input (N, C_in, H, W), weight (C_in, C_out / groups, KH, KW), bias (C_out) or NULL -> (N, C_out, OH, OW) with
+ *     OH = (H - 1) sh - 2 ph + dh (KH - 1) + output_padding_h + 1
+ * output_padding (default 0, 0) must be smaller than the stride or the dilation. */
+NB_API nb_tensor *nb_conv_transpose2d(nb_tensor *input, nb_tensor *weight, nb_tensor *bias, const int64_t *stride,
+                                      const int64_t *padding, const int64_t *output_padding,
+                                      const int64_t *dilation, int64_t groups);
+
+/* Max pooling: out[n, c, i, j] = max over the window (kernel, stride, padding) of input (N, C, H, W), padding
+ * counting as -inf. kernel (KH, KW) >= 1; stride NULL means kernel; padding NULL means (0, 0) and must be at most
+ * half the kernel. The gradient flows to the first largest element of each window (a NaN counts as largest), as
+ * PyTorch. indices, when not NULL, receives a new i64 tensor of the output's shape holding that element's flat
+ * position h W + w in its (H, W) plane (PyTorch's return_indices). */
+NB_API nb_tensor *nb_max_pool2d(nb_tensor *input, const int64_t *kernel, const int64_t *stride,
+                                const int64_t *padding, nb_tensor **indices);
+/* Average pooling with zero padding: the window sum divided by KH KW when count_include_pad (PyTorch's default),
+ * else by the number of window elements inside the input. Same parameters and limits as nb_max_pool2d. */
+NB_API nb_tensor *nb_avg_pool2d(nb_tensor *input, const int64_t *kernel, const int64_t *stride,
+                                const int64_t *padding, bool count_include_pad);
+/* Adaptive average pooling to (out_h, out_w), as PyTorch: output row i averages input rows
+ * floor(i H / out_h) .. ceil((i + 1) H / out_h) - 1, and the same for columns. out_h, out_w >= 1. */
+NB_API nb_tensor *nb_adaptive_avg_pool2d(nb_tensor *input, int64_t out_h, int64_t out_w);
+
+/* Batch normalization over (N, C, ...) inputs (BatchNorm1d/2d/3d's function), per channel c:
+ *     out = (input - mean_c) / sqrt(var_c + eps) * weight[c] + bias[c]
+ * training: mean and biased var of the batch over every dim but 1 (which need more than one value per channel);
+ * running_mean and running_var (C), when not NULL, are updated in place without a graph:
+ *     r = (1 - momentum) r + momentum batch_stat   (the variance unbiased, N/(N-1) times the batch's)
+ * eval (training false): mean and var are running_mean and running_var (then required). weight and bias (C) or
+ * NULL (no affine transform). momentum in [0, 1], eps >= 0 finite. Gradients flow to input, weight and bias. */
+NB_API nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *running_var,
+                                nb_tensor *weight, nb_tensor *bias, bool training, double momentum, double eps);
+/* Channel dropout (Dropout2d): in training, zeroes each whole channel input[n, c] of an (N, C, H, W) (or (N, C, L))
+ * input with probability p and scales the others by 1 / (1 - p); otherwise (or p = 0) returns the input as a new
+ * handle. p in [0, 1] (1 gives zeros). g NULL means the thread's default generator. */
+NB_API nb_tensor *nb_dropout2d(nb_tensor *input, double p, bool training, nb_generator *g);
 
 #ifdef __cplusplus
 }

@@ -145,7 +145,8 @@ static void expand_reduced_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **g
     /* ndims = 0 would mean "all dims": with nothing reduced the gradient passes as it is */
     gin[0] = n ? nb_sum(g, n, dims, c->keepdim) : g;
 }
-static const nbi_op expand_reduced_op = {"expand_reduced", expand_reduced_backward};
+static const nbi_op expand_reduced_op = {"expand_reduced", expand_reduced_backward,
+                              .derivative = "grad x = g summed over the repeated dims"};
 
 static nb_tensor *expand_reduced(nb_tensor *gh, const nbi_tensor *like, unsigned mask, bool keepdim)
 {
@@ -226,11 +227,15 @@ static void logsumexp_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     gin[0] = nb_mul(grad_to_input(out, g), nb_exp(nb_sub(nbi_in(out, 0), lse)));
 }
 
-static const nbi_op sum_op = {"sum", sum_backward};
-static const nbi_op mean_op = {"mean", mean_backward};
-static const nbi_op var_op = {"var", var_backward};
-static const nbi_op std_op = {"std", std_backward};
-static const nbi_op logsumexp_op = {"logsumexp", logsumexp_backward};
+static const nbi_op sum_op = {"sum", sum_backward,
+                              .derivative = "grad x = g repeated over the reduced dims (d out/d x_i = 1)"};
+static const nbi_op mean_op = {"mean", mean_backward,
+                              .derivative = "grad x = g / n repeated over the reduced dims (d out/d x_i = 1/n)"};
+static const nbi_op var_op = {"var", var_backward, .derivative = "grad x = g 2 (x - mean(x)) / (n - correction)"};
+static const nbi_op std_op = {"std", std_backward,
+                              .derivative = "grad x = g (x - mean(x)) / ((n - correction) out) (0 where out = 0)"};
+static const nbi_op logsumexp_op = {"logsumexp", logsumexp_backward,
+                              .derivative = "grad x = g e^(x - out) = g softmax(x)"};
 
 static bool run_kernel(reduce_kind kind, nbi_tensor *out, const nbi_tensor *in, int64_t correction)
 {
@@ -302,8 +307,10 @@ static void extreme_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nb_no_grad_end();
     gin[0] = nb_mul(g, share);
 }
-static const nbi_op max_op = {"max", extreme_backward};
-static const nbi_op min_op = {"min", extreme_backward};
+static const nbi_op max_op = {"max", extreme_backward,
+                              .derivative = "grad x = g shared evenly by the elements equal to out"};
+static const nbi_op min_op = {"min", extreme_backward,
+                              .derivative = "grad x = g shared evenly by the elements equal to out"};
 
 static nb_tensor *extreme(const char *fn, nb_tensor *h, bool is_max)
 {
@@ -358,8 +365,12 @@ static void extreme_dim_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     unsigned mask = x->ndim ? 1u << c->dim : 0u;
     gin[0] = nb_mul(expand_reduced(g, x, mask, c->keepdim), onehot);
 }
-static const nbi_op max_dim_op = {"max_dim", extreme_dim_backward};
-static const nbi_op min_dim_op = {"min_dim", extreme_dim_backward};
+static const nbi_op max_dim_op = {"max_dim", extreme_dim_backward,
+                              .derivative = "grad x = g at the position of the max along dim, 0 elsewhere",
+                              .inputs = "x, indices"};
+static const nbi_op min_dim_op = {"min_dim", extreme_dim_backward,
+                              .derivative = "grad x = g at the position of the min along dim, 0 elsewhere",
+                              .inputs = "x, indices"};
 
 /* The values along dim (or, for argmax/argmin, with values_wanted false, the indices) and the indices in
  * *indices when asked for. */

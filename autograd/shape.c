@@ -126,8 +126,8 @@ static void reshape_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const nbi_tensor *in = out->inputs[0];
     gin[0] = nb_reshape(g, in->ndim, in->shape);
 }
-static const nbi_op view_op = {"view", reshape_backward};
-static const nbi_op reshape_op = {"reshape", reshape_backward};
+static const nbi_op view_op = {"view", reshape_backward, .derivative = "grad x = g reshaped to the shape of x"};
+static const nbi_op reshape_op = {"reshape", reshape_backward, .derivative = "grad x = g reshaped to the shape of x"};
 
 static nb_tensor *reshape(const char *fn, nb_tensor *h, int ndim, const int64_t *shape, bool may_copy)
 {
@@ -199,7 +199,7 @@ static void transpose_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const pair_ctx *c = nbi_ctx(out);
     gin[0] = nb_transpose(g, c->d0, c->d1);
 }
-static const nbi_op transpose_op = {"transpose", transpose_backward};
+static const nbi_op transpose_op = {"transpose", transpose_backward, .derivative = "grad x = g transposed back"};
 
 nb_tensor *nb_transpose(nb_tensor *h, int d0, int d1)
 {
@@ -229,7 +229,7 @@ static void permute_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const perm_ctx *c = nbi_ctx(out);
     gin[0] = nb_permute(g, out->ndim, c->inverse);
 }
-static const nbi_op permute_op = {"permute", permute_backward};
+static const nbi_op permute_op = {"permute", permute_backward, .derivative = "grad x = g permuted back"};
 
 nb_tensor *nb_permute(nb_tensor *h, int ndims, const int *dims)
 {
@@ -273,8 +273,10 @@ static void unsqueeze_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     gin[0] = nb_squeeze(g, ((const dim_ctx *)nbi_ctx(out))->dim);
 }
-static const nbi_op squeeze_op = {"squeeze", squeeze_backward};
-static const nbi_op unsqueeze_op = {"unsqueeze", unsqueeze_backward};
+static const nbi_op squeeze_op = {"squeeze", squeeze_backward,
+                              .derivative = "grad x = g with the squeezed dim put back"};
+static const nbi_op unsqueeze_op = {"unsqueeze", unsqueeze_backward,
+                              .derivative = "grad x = g with the added dim removed"};
 
 nb_tensor *nb_squeeze(nb_tensor *h, int dim)
 {
@@ -340,8 +342,10 @@ static void slice_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     const nbi_tensor *in = out->inputs[0];
     gin[0] = slice_embed(g, in->ndim, in->shape, *(const slice_ctx *)nbi_ctx(out));
 }
-static const nbi_op narrow_op = {"narrow", slice_backward};
-static const nbi_op slice_op = {"slice", slice_backward};
+static const nbi_op narrow_op = {"narrow", slice_backward,
+                              .derivative = "grad x = zeros of the shape of x with g in the narrowed part"};
+static const nbi_op slice_op = {"slice", slice_backward,
+                              .derivative = "grad x = zeros of the shape of x with g in the sliced elements"};
 
 /* View of `length` elements along c.dim from c.start, every c.step-th; arguments already validated. */
 static nb_tensor *take_slice(nbi_tensor *t, slice_ctx c, int64_t length, const nbi_op *op, const char *fn)
@@ -365,7 +369,8 @@ static void slice_embed_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nbi_tensor *gt = nbi_resolve(g, "nb_backward", "gradient");
     if (gt) gin[0] = take_slice(gt, *c, out->inputs[0]->shape[c->dim], &slice_op, "nb_backward");
 }
-static const nbi_op slice_embed_op = {"slice_backward", slice_embed_backward};
+static const nbi_op slice_embed_op = {"slice_backward", slice_embed_backward,
+                              .derivative = "grad x = the slice of g where x was placed"};
 
 static nb_tensor *slice_embed(nb_tensor *h, int ndim, const int64_t *shape, slice_ctx c)
 {
@@ -464,7 +469,7 @@ static void cat_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
         offset += len;
     }
 }
-static const nbi_op cat_op = {"cat", cat_backward};
+static const nbi_op cat_op = {"cat", cat_backward, .derivative = "grad of each input = its part of g along dim"};
 
 /* Resolves tensors[0..n-1] into ts (room for n), naming the first bad one. */
 static bool resolve_all(const char *fn, int n, nb_tensor *const *tensors, nbi_tensor **ts)

@@ -23,8 +23,9 @@ static void log_softmax_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     gin[0] = nb_sub(g, nb_mul(nb_exp(nbi_handle(out)), nb_sum(g, 1, &c->dim, true)));
 }
 
-static const nbi_op softmax_op = {"softmax", softmax_backward};
-static const nbi_op log_softmax_op = {"log_softmax", log_softmax_backward};
+static const nbi_op softmax_op = {"softmax", softmax_backward, .derivative = "grad x = out (g - sum(g out)) along dim"};
+static const nbi_op log_softmax_op = {"log_softmax", log_softmax_backward,
+                              .derivative = "grad x = g - e^out sum(g) along dim"};
 
 static nb_tensor *softmax(const char *fn, nb_tensor *h, int dim, bool log)
 {

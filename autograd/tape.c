@@ -360,6 +360,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
     growable order = {.elsize = sizeof(nbi_tensor *)};
     nb_status st = topo_sort(fn, root, &order);
     nbi_tensor **nodes = order.items;
+    nbi_trace *trace = st == NB_OK ? nbi_trace_begin(fn, root, nodes, order.n) : NULL; /* NULL unless tracing */
     size_t i = order.n;
     if (st == NB_OK) st = add_pending(root, seed);
     for (; st == NB_OK && i > 0; i--) {
@@ -398,6 +399,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
             uint64_t errors_before = nbi_error_count();
             node->op->backward(node, nbi_handle(g), gin);
             if (nbi_error_count() != errors_before) st = nb_last_status();
+            else if (trace) nbi_trace_step(trace, node, nbi_handle(g), gin);
         }
         for (int j = 0; st == NB_OK && j < node->n_inputs; j++) {
             nbi_tensor *in = node->inputs[j];
@@ -420,6 +422,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         node->pending_grad = NULL;
     }
     for (size_t j = order.n; j > 0; j--) nbi_release(nodes[j - 1]);
+    if (trace) nbi_trace_end(trace);
     grow_free(&order);
     return st;
 }

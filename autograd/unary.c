@@ -142,7 +142,9 @@ static void erf_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nb_tensor *x = x_of(out);
     gin[0] = nb_mul(g, nb_mul_scalar(nb_exp(nb_neg(nb_square(x))), M_2_SQRTPI));
 }
-static const nbi_op erf_op = {"erf", erf_backward};
+static const nbi_op erf_op = {"erf", erf_backward,
+                              .derivative = "d out/d x = 2/sqrt(pi) e^(-x^2)",
+                              .elementwise = true};
 static nb_tensor *erf_(nb_tensor *t) { return unary("nb_gelu", NBI_ERF, &erf_op, t, 0, 0); }
 
 /* d x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x/sqrt 2))/2, phi(x) = e^(-x^2/2)/sqrt(2 pi) */
@@ -185,26 +187,52 @@ static void softplus_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     gin[0] = nb_mul(g, slope);
 }
 
-static const nbi_op neg_op = {"neg", neg_backward};
-static const nbi_op exp_op = {"exp", exp_backward};
-static const nbi_op log_op = {"log", log_backward};
-static const nbi_op sqrt_op = {"sqrt", sqrt_backward};
-static const nbi_op rsqrt_op = {"rsqrt", rsqrt_backward};
-static const nbi_op square_op = {"square", square_backward};
-static const nbi_op reciprocal_op = {"reciprocal", reciprocal_backward};
-static const nbi_op abs_op = {"abs", abs_backward};
-static const nbi_op sin_op = {"sin", sin_backward};
-static const nbi_op cos_op = {"cos", cos_backward};
-static const nbi_op tanh_op = {"tanh", tanh_backward};
-static const nbi_op sigmoid_op = {"sigmoid", sigmoid_backward};
-static const nbi_op relu_op = {"relu", relu_backward};
-static const nbi_op leaky_relu_op = {"leaky_relu", leaky_relu_backward};
-static const nbi_op elu_op = {"elu", elu_backward};
-static const nbi_op gelu_op = {"gelu", gelu_backward};
-static const nbi_op gelu_tanh_op = {"gelu_tanh", gelu_tanh_backward};
-static const nbi_op silu_op = {"silu", silu_backward};
-static const nbi_op softplus_op = {"softplus", softplus_backward};
-static const nbi_op clamp_op = {"clamp", clamp_backward};
+static const nbi_op neg_op = {"neg", neg_backward, .derivative = "d out/d x = -1", .elementwise = true};
+static const nbi_op exp_op = {"exp", exp_backward, .derivative = "d out/d x = e^x = out", .elementwise = true};
+static const nbi_op log_op = {"log", log_backward, .derivative = "d out/d x = 1/x", .elementwise = true};
+static const nbi_op sqrt_op = {"sqrt", sqrt_backward,
+                              .derivative = "d out/d x = 1/(2 sqrt(x)) = 1/(2 out)",
+                              .elementwise = true};
+static const nbi_op rsqrt_op = {"rsqrt", rsqrt_backward,
+                              .derivative = "d out/d x = -1/(2 x^(3/2)) = -out^3/2",
+                              .elementwise = true};
+static const nbi_op square_op = {"square", square_backward, .derivative = "d out/d x = 2x", .elementwise = true};
+static const nbi_op reciprocal_op = {"reciprocal", reciprocal_backward,
+                              .derivative = "d out/d x = -1/x^2 = -out^2",
+                              .elementwise = true};
+static const nbi_op abs_op = {"abs", abs_backward, .derivative = "d out/d x = sign(x) (0 at 0)", .elementwise = true};
+static const nbi_op sin_op = {"sin", sin_backward, .derivative = "d out/d x = cos(x)", .elementwise = true};
+static const nbi_op cos_op = {"cos", cos_backward, .derivative = "d out/d x = -sin(x)", .elementwise = true};
+static const nbi_op tanh_op = {"tanh", tanh_backward,
+                              .derivative = "d out/d x = 1 - tanh(x)^2 = 1 - out^2",
+                              .elementwise = true};
+static const nbi_op sigmoid_op = {"sigmoid", sigmoid_backward,
+                              .derivative = "d out/d x = sigmoid(x) (1 - sigmoid(x)) = out (1 - out)",
+                              .elementwise = true};
+static const nbi_op relu_op = {"relu", relu_backward,
+                              .derivative = "d out/d x = 1 where x > 0, else 0",
+                              .elementwise = true};
+static const nbi_op leaky_relu_op = {"leaky_relu", leaky_relu_backward,
+                              .derivative = "d out/d x = 1 where x > 0, else negative_slope",
+                              .elementwise = true};
+static const nbi_op elu_op = {"elu", elu_backward,
+                              .derivative = "d out/d x = 1 where x > 0, else out + alpha",
+                              .elementwise = true};
+static const nbi_op gelu_op = {"gelu", gelu_backward,
+                              .derivative = "d out/d x = Phi(x) + x phi(x) (normal CDF and density)",
+                              .elementwise = true};
+static const nbi_op gelu_tanh_op = {"gelu_tanh", gelu_tanh_backward,
+                              .derivative = "d out/d x = (1 + t)/2 + x (1 - t^2) sqrt(2/pi) (1 + 3 0.044715 x^2)/2, t = tanh(sqrt(2/pi) (x + 0.044715 x^3))",
+                              .elementwise = true};
+static const nbi_op silu_op = {"silu", silu_backward,
+                              .derivative = "d out/d x = s (1 + x (1 - s)), s = sigmoid(x)",
+                              .elementwise = true};
+static const nbi_op softplus_op = {"softplus", softplus_backward,
+                              .derivative = "d out/d x = sigmoid(beta x) (1 above the threshold)",
+                              .elementwise = true};
+static const nbi_op clamp_op = {"clamp", clamp_backward,
+                              .derivative = "d out/d x = 1 inside [lo, hi], 0 outside",
+                              .elementwise = true};
 
 nb_tensor *nb_neg(nb_tensor *t) { return unary("nb_neg", NBI_NEG, &neg_op, t, 0, 0); }
 nb_tensor *nb_exp(nb_tensor *t) { return unary("nb_exp", NBI_EXP, &exp_op, t, 0, 0); }

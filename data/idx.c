@@ -67,7 +67,21 @@ static nb_tensor *parse_idx(const char *path, const unsigned char *data, size_t 
         else
             count *= (size_t)shape[d];
     }
-    if (empty) count = 0;
+    if (empty) {
+        /* No data to check the sizes against, but the other sizes still make strides: their product must stay
+         * within nabla's limit on element counts (see nbi_tensor_new_view), or the strides would overflow. */
+        count = 0;
+        int64_t nonzero = 1;
+        for (unsigned d = 0; d < ndim; d++) {
+            if (shape[d] && nonzero > INT64_MAX / 16 / shape[d]) {
+                char shape_buf[NBI_SHAPE_STR];
+                nbi_shape_fmt(shape_buf, (int)ndim, shape);
+                return nbi_error(NB_ERR_FORMAT, "%s: %s: the header (byte offset 4%s) claims shape %s, which is too "
+                                 "large even without elements", fn, path, what, shape_buf);
+            }
+            if (shape[d]) nonzero *= shape[d];
+        }
+    }
     if (too_big || count != avail) {
         char shape_buf[NBI_SHAPE_STR];
         nbi_shape_fmt(shape_buf, (int)ndim, shape);

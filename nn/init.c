@@ -114,6 +114,10 @@ static double kaiming_std(nbi_tensor *t, double a, nb_fan_mode mode, nb_nonlinea
         nbi_error(NB_ERR_ARG, "%s: unknown fan mode %d", fn, (int)mode);
         return NAN;
     }
+    if ((unsigned)nonlinearity > NB_GAIN_SELU) { /* checked here so that the message names fn */
+        nbi_error(NB_ERR_ARG, "%s: unknown nonlinearity %d (see nb_calculate_gain)", fn, (int)nonlinearity);
+        return NAN;
+    }
     double gain = nb_calculate_gain(nonlinearity, a);
     if (isnan(gain)) return NAN;
     double fan = mode == NB_FAN_IN ? fan_in : fan_out;

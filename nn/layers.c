@@ -25,10 +25,7 @@ static nb_tensor *linear_forward(nb_module *m, nb_tensor *x)
         return nbi_error(NB_ERR_SHAPE, "nb_linear: input of shape %s does not match in_features %lld",
                          nbi_shape_fmt(b, t->ndim, t->shape), (long long)l->in_features);
     }
-    if (nbi_nn_begin() != NB_OK) return NULL;
-    nb_tensor *y = nb_matmul(x, nb_transpose(l->weight, 0, 1));
-    if (l->bias) y = nb_add(y, l->bias);
-    return nbi_nn_end(y);
+    return nb_affine(x, l->weight, l->bias);
 }
 
 static nb_status linear_collect(nb_module *m, const char *prefix, nb_param_list *out)

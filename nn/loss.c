@@ -314,9 +314,101 @@ static nb_tensor *class_loss(const char *fn, nb_tensor *input, nb_tensor *target
     return nbi_nn_end(result);
 }
 
+/* ------------------------------------------------------------------------------------------------
+ * The common case as one op: (N, C) logits and (N) targets, no class weights, no label smoothing, a mean or a
+ * sum. The forward is one pass per row (max, log-sum-exp, the target's term); the backward is
+ *     grad logits = (softmax(logits) - onehot(target)) g / d        (rows of ignored targets: 0)
+ * with d the number of non-ignored rows for the mean (1 for the sum), written with differentiable ops so that
+ * double backward works as for the composed form above.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct ce_ctx {
+    int64_t ignore_index;
+    double divisor;
+    bool any_ignored;
+} ce_ctx;
+
+static void fused_ce_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    const ce_ctx *c = nbi_ctx(out);
+    nb_tensor *x = nbi_in(out, 0), *t = nb_unsqueeze(nbi_in(out, 1), 1);
+    nb_dtype dt = out->dtype;
+    nb_no_grad_begin();
+    nb_tensor *classes = nb_arange(0, (double)out->inputs[0]->shape[1], 1, NB_I64);
+    nb_tensor *onehot = nb_to_dtype(nb_eq(t, classes), dt); /* an ignored row matches no class */
+    nb_tensor *kept = c->any_ignored ? nb_to_dtype(nb_ne(t, nb_full(0, NULL, (double)c->ignore_index, NB_I64)), dt)
+                                     : NULL;
+    nb_no_grad_end();
+    nb_tensor *d = nb_sub(nb_softmax(x, 1), onehot);
+    if (kept) d = nb_mul(d, kept);
+    gin[0] = nb_mul(d, nb_div_scalar(g, c->divisor));
+}
+static const nbi_op fused_ce_op = {.name = "cross_entropy",
+                                   .backward = fused_ce_backward,
+                                   .derivative = "grad logits = (softmax(logits) - onehot(target)) g / N",
+                                   .inputs = "logits, target"};
+
+/* Sum over the kept rows of logsumexp(x_i) - x_i[t_i], each term rounded to T as log_softmax would give it. */
+#define CE_ROWS(T, EXP)                                                                                   \
+    do {                                                                                                  \
+        const T *x = nbi_data_ptr(xi);                                                                    \
+        for (int64_t i = 0; i < n; i++) {                                                                 \
+            int64_t c_i = tp[i * ts];                                                                     \
+            if (c_i == ignore) continue;                                                                  \
+            const T *row = x + i * rs;                                                                    \
+            T m = row[0];                                                                                 \
+            for (int64_t k = 1; k < classes; k++)                                                         \
+                if (row[k * cs] > m) m = row[k * cs];                                                     \
+            double sum = 0;                                                                               \
+            for (int64_t k = 0; k < classes; k++) sum += EXP(row[k * cs] - m);                            \
+            total -= (double)(T)((double)(row[c_i * cs] - m) - log(sum));                                 \
+        }                                                                                                 \
+    } while (0)
+
+/* Returns NULL without an error when the case is not the fused one (the caller then composes the loss). */
+static nb_tensor *fused_cross_entropy(nb_tensor *logits, nb_tensor *target, const nb_cross_entropy_options *o,
+                                      int64_t classes, bool *handled)
+{
+    nbi_tensor *xi = nbi_peek(logits), *ti = nbi_peek(target);
+    *handled = false;
+    if (o->weight || o->label_smoothing != 0 || o->reduction == NB_REDUCTION_NONE || xi->ndim != 2) return NULL;
+    const int64_t n = xi->shape[0], rs = xi->stride[0], cs = xi->stride[1], ts = ti->stride[0];
+    const int64_t ignore = o->ignore_index;
+    const int64_t *tp = nbi_data_ptr(ti);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = tp[i * ts];
+        if (t == ignore) continue;
+        if (t < 0 || t >= classes) {
+            *handled = true;
+            return nbi_error(NB_ERR_INDEX, "nb_cross_entropy: target %lld is out of range for C = %lld classes "
+                             "(ignore_index is %lld)", (long long)t, (long long)classes, (long long)ignore);
+        }
+        kept++;
+    }
+    if (kept == 0) return NULL; /* 0 / 0: the composed path gives PyTorch's NaN and its gradient */
+    *handled = true;
+    double total = 0;
+    if (xi->dtype == NB_F32) CE_ROWS(float, expf);
+    else CE_ROWS(double, exp);
+    ce_ctx c = {.ignore_index = ignore, .divisor = o->reduction == NB_REDUCTION_MEAN ? (double)kept : 1.0,
+                .any_ignored = kept < n};
+    nbi_tensor *out = nbi_tensor_new(xi->dtype, 0, NULL, "nb_cross_entropy");
+    if (!out) return NULL;
+    if (xi->dtype == NB_F32) *(float *)nbi_data_ptr(out) = (float)(total / c.divisor);
+    else *(double *)nbi_data_ptr(out) = total / c.divisor;
+    nbi_tensor *in[2] = {xi, ti};
+    return nbi_record(out, &fused_ce_op, 2, in, &c, sizeof c);
+}
+
 nb_tensor *nb_cross_entropy(nb_tensor *logits, nb_tensor *target, const nb_cross_entropy_options *options)
 {
-    return class_loss("nb_cross_entropy", logits, target, "logits", options, true);
+    const nb_cross_entropy_options defaults = nb_cross_entropy_defaults();
+    const nb_cross_entropy_options *o = options ? options : &defaults;
+    int64_t classes = check_class_args("nb_cross_entropy", logits, target, "logits", o, true);
+    if (classes < 0) return NULL;
+    bool handled;
+    nb_tensor *r = fused_cross_entropy(logits, target, o, classes, &handled);
+    return handled ? r : class_loss("nb_cross_entropy", logits, target, "logits", options, true);
 }
 
 nb_tensor *nb_nll_loss(nb_tensor *log_probs, nb_tensor *target, const nb_cross_entropy_options *options)

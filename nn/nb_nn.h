@@ -161,6 +161,54 @@ typedef struct nb_embedding_layer {
 NB_API nb_module *nb_embedding_layer_new(int64_t num_embeddings, int64_t embedding_dim, nb_generator *g);
 
 /* ------------------------------------------------------------------------------------------------
+ * Convolutional layers (NCHW), wrapping the ops of nb_autograd.h's "Convolution and pooling" section.
+ * Parameter and buffer names are PyTorch's, so checkpoints map by name.
+ * ---------------------------------------------------------------------------------------------- */
+/* Conv2d: weight (out, in / groups, kernel_h, kernel_w), bias (out) or none. PyTorch's default initialization:
+ * kaiming_uniform(a = sqrt(5)) for the weight, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+ * fan_in = in / groups * kernel_h * kernel_w, and the same bound for the bias. */
+typedef struct nb_conv2d_layer {
+    nb_module base;
+    int64_t in_channels, out_channels;
+    int64_t kernel_size[2], stride[2], padding[2], dilation[2], groups;
+    nb_tensor *weight, *bias; /* bias NULL when created without one */
+} nb_conv2d_layer;
+typedef struct nb_conv2d_options {
+    int64_t kernel_size[2];
+    int64_t stride[2];   /* 0 entries mean 1 */
+    int64_t padding[2];
+    int64_t dilation[2]; /* 0 entries mean 1 */
+    int64_t groups;      /* 0 means 1 */
+    bool no_bias;
+} nb_conv2d_options;
+/* Square kernel, stride, padding and dilation (the usual case); groups 1 for an ordinary convolution. */
+NB_API nb_module *nb_conv2d_new(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
+                                int64_t padding, int64_t dilation, int64_t groups, bool bias, nb_generator *g);
+/* Any (height, width) pairs. */
+NB_API nb_module *nb_conv2d_new_ex(int64_t in_channels, int64_t out_channels, const nb_conv2d_options *options,
+                                   nb_generator *g);
+/* Conv1d on (N, C, L): weight (out, in / groups, kernel_size), same initialization with fan_in = in / groups * k.
+ * Its struct is nb_conv2d_layer with kernel_size[0] = 1 (the 1-d values in index 1). */
+NB_API nb_module *nb_conv1d_new(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride,
+                                int64_t padding, int64_t dilation, int64_t groups, bool bias, nb_generator *g);
+
+/* MaxPool2d and AvgPool2d (square windows): stride 0 means kernel_size, as PyTorch's stride=None. AvgPool2d with
+ * count_include_pad true is PyTorch's default. AdaptiveAvgPool2d to (out_h, out_w). No parameters. */
+NB_API nb_module *nb_max_pool2d_new(int64_t kernel_size, int64_t stride, int64_t padding);
+NB_API nb_module *nb_avg_pool2d_new(int64_t kernel_size, int64_t stride, int64_t padding, bool count_include_pad);
+NB_API nb_module *nb_adaptive_avg_pool2d_new(int64_t out_h, int64_t out_w);
+
+/* BatchNorm2d on (N, C, H, W): nb_batch_norm per channel, with the batch statistics in training (updating the
+ * running ones with momentum) and the running ones in eval. Same struct, buffers and names as BatchNorm1d:
+ * weight (ones), bias (zeros), running_mean (zeros), running_var (ones), num_batches_tracked (i64 0-d). */
+typedef nb_batch_norm1d nb_batch_norm2d;
+NB_API nb_module *nb_batch_norm2d_new(int64_t num_features, double eps, double momentum, bool affine);
+
+/* Dropout2d: in training zeroes whole channels with probability p (nb_dropout2d); identity in eval. g as for
+ * nb_dropout_new. */
+NB_API nb_module *nb_dropout2d_new(double p, nb_generator *g);
+
+/* ------------------------------------------------------------------------------------------------
  * Initializers (in place, no gradient recorded). fan_in and fan_out as PyTorch computes them: for a tensor
  * of shape (out, in, k...) fan_in = in * prod(k), fan_out = out * prod(k); tensors need at least 2 dims.
  * ---------------------------------------------------------------------------------------------- */
@@ -290,6 +338,152 @@ NB_API nb_status nb_load_safetensors(const char *path, nb_param_list *into, nb_l
  * NB_ERR_FORMAT. For both functions, file metadata that does not fit nb_metadata is NB_ERR_FORMAT unless
  * metadata is NULL. */
 NB_API nb_param_list *nb_read_safetensors(const char *path, nb_metadata *metadata);
+/* Saves / restores a random generator's exact state (its four xoshiro256** words and the cached second normal
+ * value) as one metadata entry "<prefix>.generator" ("generator" for an empty or NULL prefix), so that a training
+ * run resumed from a checkpoint draws the same dropout masks, shuffles and initial values as an uninterrupted
+ * run. Save nb_default_generator() for the thread's default generator. Errors: NB_ERR_NULL; NB_ERR_FORMAT naming
+ * the key when it is missing or malformed on restore (g is unchanged then); nb_metadata_set's errors on save. */
+NB_API nb_status nb_generator_state(const nb_generator *g, const char *prefix, nb_metadata *metadata);
+NB_API nb_status nb_generator_restore(nb_generator *g, const nb_metadata *metadata, const char *prefix);
+
+/* ------------------------------------------------------------------------------------------------
+ * Attention, transformer blocks, a GPT language model, and LoRA adapters (nn/attention.c, nn/lora.c).
+ * Shapes: B batch, T sequence length (queries), S keys, C = embed_dim channels, H heads, D = C / H per head.
+ * Names follow PyTorch/nanoGPT habits so that a PyTorch user recognises a checkpoint:
+ * "blocks.0.attn.qkv.weight", "blocks.0.mlp.fc.bias", "blocks.0.attn.qkv.lora_A", ...
+ * The constructors' generator g (NULL: the thread's default) draws the initial weights only; dropout draws from
+ * the module's `generator` field, NULL (the thread's default) after creation: set it (on each module that has
+ * one) to use a generator of your own, which must then outlive the module.
+ * ---------------------------------------------------------------------------------------------- */
+/* Scaled dot-product attention (PyTorch 2's F.scaled_dot_product_attention, math path):
+ *     att = softmax(q k^T / sqrt(D) + M, dim -1);   out = dropout(att, p) v
+ * q (..., T, D), k (..., S, D), v (..., S, Dv), batch dims broadcasting -> (..., T, Dv). M is 0 where a query may
+ * look at a key and -inf elsewhere: with causal, query i sees keys j <= i (PyTorch's is_causal, tril of a (T, S)
+ * matrix of ones); with attn_mask (broadcasting to (..., T, S)), a bool mask is true where attention is allowed
+ * and a float mask is added to the scores. A query row that sees no key gives NaN, as in PyTorch. dropout_p in
+ * [0, 1) is applied whenever it is > 0 (pass 0 in eval), with generator g (NULL: the thread's default).
+ * Errors: NB_ERR_SHAPE naming the three shapes (fewer than 2 dims, D of q and k differ, S of k and v differ),
+ * NB_ERR_ARG for causal together with attn_mask or a dropout_p outside [0, 1), NB_ERR_DTYPE for an integer q, k, v
+ * or attn_mask. */
+NB_API nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor *v, nb_tensor *attn_mask,
+                                                  bool causal, double dropout_p, nb_generator *g);
+
+/* Multi-head self-attention on x (B, T, C):
+ *     q, k, v = split(qkv(x), 3, dim -1), each viewed as (B, H, T, D);
+ *     y = sdpa(q, k, v, causal, dropout in training) merged back to (B, T, C);   out = dropout(proj(y))
+ * qkv: Linear(C, 3C) whose output rows 0..C-1 give q, C..2C-1 k and 2C..3C-1 v (nanoGPT's c_attn layout);
+ * proj: Linear(C, C). Both are modules, so a LoRA wrapper can replace them. Parameters "qkv.weight" (3C, C),
+ * "qkv.bias" (3C), "proj.weight" (C, C), "proj.bias" (C) (no biases when created without). Linear's default
+ * initialization. embed_dim must be a positive multiple of num_heads; dropout in [0, 1) (0: none). */
+typedef struct nb_self_attention {
+    nb_module base;
+    int64_t embed_dim, num_heads;
+    bool causal;
+    double dropout;
+    nb_generator *generator; /* dropout's; NULL: the thread's default */
+    nb_module *qkv, *proj;
+} nb_self_attention;
+NB_API nb_module *nb_self_attention_new(int64_t embed_dim, int64_t num_heads, bool causal, double dropout, bool bias,
+                                        nb_generator *g);
+
+/* Pre-LayerNorm transformer block (GPT-2) on x (B, T, C):
+ *     x = x + attn(ln1(x));   x = x + dropout(mlp.proj(gelu(mlp.fc(ln2(x)))))
+ * ln1, ln2: LayerNorm(C, eps 1e-5); attn: nb_self_attention; mlp.fc: Linear(C, 4C); mlp.proj: Linear(4C, C);
+ * GELU is the exact (erf) one, PyTorch's default. Parameters "ln1.weight", "ln1.bias", "attn.qkv.weight",
+ * "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias", "ln2.weight", "ln2.bias", "mlp.fc.weight",
+ * "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias". */
+typedef struct nb_transformer_block {
+    nb_module base;
+    double dropout;
+    nb_generator *generator;
+    nb_module *ln1, *ln2; /* nb_layer_norm */
+    nb_module *attn;      /* nb_self_attention */
+    nb_module *fc, *proj; /* the MLP's Linear layers ("mlp.fc", "mlp.proj") */
+} nb_transformer_block;
+NB_API nb_module *nb_transformer_block_new(int64_t embed_dim, int64_t num_heads, bool causal, double dropout,
+                                           nb_generator *g);
+
+/* A GPT: a decoder-only transformer language model. idx (B, T) i64 token indices, 1 <= T <= context ->
+ * logits (B, T, vocab_size):
+ *     x = dropout(tok_emb[idx] + pos_emb[0..T-1]);   x = blocks(x);   logits = head(ln_f(x))
+ * blocks: n_layer causal nb_transformer_block in a Sequential; head: Linear(C, vocab_size, no bias), or with
+ * tie_weights logits = ln_f(x) tok_emb.weight^T (the head shares the embedding matrix, as in GPT-2).
+ * Initialization as GPT-2/nanoGPT: Linear and Embedding weights ~ N(0, 0.02), biases 0, the residual
+ * projections (attn.proj and mlp.proj of each block) ~ N(0, 0.02 / sqrt(2 n_layer)), LayerNorms 1 and 0.
+ * Parameters "tok_emb.weight" (vocab, C), "pos_emb.weight" (context, C), "blocks.<i>.<block names>",
+ * "ln_f.weight", "ln_f.bias", "head.weight" (absent when tied: the shared matrix is listed once, so optimizers
+ * update it once and checkpoints hold it once, as Hugging Face does). */
+typedef struct nb_gpt_config {
+    int64_t vocab_size; /* required (no default) */
+    int64_t context;    /* longest sequence (block_size): size of pos_emb */
+    int64_t n_layer, n_head, n_embd;
+    double dropout;
+    bool tie_weights;
+} nb_gpt_config;
+/* vocab_size 0 (to set), context 64, 4 layers, 4 heads, n_embd 128, dropout 0, tie_weights true. */
+NB_API nb_gpt_config nb_gpt_defaults(void);
+typedef struct nb_gpt {
+    nb_module base;
+    nb_gpt_config config;
+    nb_generator *generator; /* dropout's (embeddings); the blocks have their own */
+    nb_module *tok_emb, *pos_emb; /* nb_embedding_layer */
+    nb_module *blocks;            /* Sequential of nb_transformer_block */
+    nb_module *ln_f;              /* nb_layer_norm */
+    nb_module *head;              /* nb_linear, NULL when tie_weights */
+} nb_gpt;
+/* Errors: NB_ERR_ARG naming the config field for a non-positive size, n_embd not a multiple of n_head, or a
+ * dropout outside [0, 1). */
+NB_API nb_module *nb_gpt_new(const nb_gpt_config *config, nb_generator *g);
+/* Autoregressive sampling: returns idx (B, T0) i64 extended by n_new tokens, (B, T0 + n_new). Each new token is
+ * drawn from softmax(logits / temperature) of the last position, the model seeing the last `context` tokens,
+ * restricted to the top_k most likely tokens when top_k > 0 (ties at the k-th value kept); temperature 0 picks
+ * the most likely token. Runs without recording a graph, in the model's current mode (call nb_module_train(m,
+ * false) first to turn dropout off). Deterministic for a given generator state (NULL: the thread's default). */
+NB_API nb_tensor *nb_gpt_generate(nb_module *gpt, nb_tensor *idx, int64_t n_new, double temperature, int64_t top_k,
+                                  nb_generator *g);
+
+/* LoRA (Hu et al., 2021) around a Linear layer, with loralib's/PEFT's conventions:
+ *     y = base(x) + (alpha / r) (x A^T) B^T
+ * A (r, in) ~ kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in)); B (out, r) = 0, so the wrapped layer
+ * starts out exactly equal to the base. The base weight and bias are frozen (requires_grad off); only A and B
+ * train. Names: "weight" and "bias" stay the base layer's (a checkpoint of the base model loads into the wrapped
+ * model unchanged), plus "lora_A" and "lora_B". Merged (nb_lora_merge), the forward is the base layer alone with
+ * W + (alpha / r) B A; A and B then get no gradient, so unmerge before training again. */
+typedef struct nb_lora_linear {
+    nb_module base;
+    nb_linear *linear; /* the wrapped layer, owned */
+    int64_t rank;
+    double alpha, scaling; /* scaling = alpha / rank */
+    nb_tensor *lora_A, *lora_B;
+    bool merged;
+} nb_lora_linear;
+/* Takes ownership of linear (an nb_linear), also on failure. Errors: NB_ERR_ARG for a module that is not a Linear,
+ * rank < 1 or a non-finite alpha. */
+NB_API nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g);
+/* Folds the adapter into the base weight, W += (alpha / r) B A, or takes it back out, W -= (alpha / r) B A (equal
+ * to the original within f32 rounding). NB_ERR_STATE when already merged / not merged; NB_ERR_ARG when m is not
+ * an nb_lora_linear. */
+NB_API nb_status nb_lora_merge(nb_module *m);
+NB_API nb_status nb_lora_unmerge(nb_module *m);
+/* The adapter entries of a parameter list: those whose last name component is "lora_A" or "lora_B" (a new list
+ * pointing at the same tensors; free it with nb_param_list_free). */
+NB_API nb_param_list *nb_lora_adapters(const nb_param_list *params);
+/* Saves only the adapters of model (its lora_A and lora_B tensors, under their full names such as
+ * "blocks.0.attn.qkv.lora_A") with metadata (may be NULL); NB_ERR_ARG when the model has none. Loading is strict
+ * (every adapter of the model in the file, nothing else, same shapes); load into an unmerged model. */
+NB_API nb_status nb_lora_save(const char *path, nb_module *model, const nb_metadata *metadata);
+NB_API nb_status nb_lora_load(const char *path, nb_module *model, nb_load_report *report, nb_metadata *metadata);
+
+/* Wraps the Linear layers of a GPT named by targets, a comma-separated list matched as PEFT's target_modules: a
+ * target matches a layer whose full name equals it or ends with "." + target. Layer names: "blocks.<i>.attn.qkv",
+ * "blocks.<i>.attn.proj", "blocks.<i>.mlp.fc", "blocks.<i>.mlp.proj", "head" (so "qkv" picks every block's qkv,
+ * "attn.proj" only the attention projections, "proj" both projections). Every other parameter of the model is
+ * frozen, as PEFT does: only the adapters (these and any added before) train. Returns the number of layers wrapped, or -1 on error (NB_ERR_ARG
+ * when nothing matches, naming the targets; layers already wrapped are skipped). */
+NB_API int nb_gpt_apply_lora(nb_module *gpt, const char *targets, int64_t rank, double alpha, nb_generator *g);
+/* Merges (merge true) or unmerges every LoRA layer of the GPT that is not already in that state; returns how
+ * many changed, or -1 on error. */
+NB_API int nb_gpt_merge_lora(nb_module *gpt, bool merge);
 
 #ifdef __cplusplus
 }

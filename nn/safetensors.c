@@ -144,6 +144,48 @@ const char *nb_metadata_get(const nb_metadata *m, const char *key)
     return NULL;
 }
 
+/* "<prefix>.generator", or "generator" without a prefix; false when it does not fit a metadata key. */
+static bool generator_key(char key[META_KEY_MAX], const char *prefix)
+{
+    int n = snprintf(key, META_KEY_MAX, "%s%sgenerator", prefix ? prefix : "", prefix && *prefix ? "." : "");
+    return n >= 0 && n < META_KEY_MAX;
+}
+
+nb_status nb_generator_state(const nb_generator *g, const char *prefix, nb_metadata *metadata)
+{
+    const char *fn = "nb_generator_state";
+    if (!g || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !g ? "generator" : "metadata");
+    char key[META_KEY_MAX], value[128];
+    if (!generator_key(key, prefix)) return nbi_fail(NB_ERR_ARG, "%s: prefix is too long for a metadata key", fn);
+    /* The cached normal value is stored by its bits, so that restoring it is exact. */
+    uint64_t spare;
+    memcpy(&spare, &g->spare_normal, sizeof spare);
+    snprintf(value, sizeof value, "%016llx %016llx %016llx %016llx %016llx %d", (unsigned long long)g->s[0],
+             (unsigned long long)g->s[1], (unsigned long long)g->s[2], (unsigned long long)g->s[3],
+             (unsigned long long)spare, g->has_spare ? 1 : 0);
+    return nb_metadata_set(metadata, key, value);
+}
+
+nb_status nb_generator_restore(nb_generator *g, const nb_metadata *metadata, const char *prefix)
+{
+    const char *fn = "nb_generator_restore";
+    if (!g || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !g ? "generator" : "metadata");
+    char key[META_KEY_MAX];
+    if (!generator_key(key, prefix)) return nbi_fail(NB_ERR_ARG, "%s: prefix is too long for a metadata key", fn);
+    const char *value = nb_metadata_get(metadata, key);
+    if (!value) return nb_last_status() ? nb_last_status() : nbi_fail(NB_ERR_FORMAT, "%s: no entry \"%s\"", fn, key);
+    unsigned long long w[5];
+    int has, used = 0;
+    if (sscanf(value, "%16llx %16llx %16llx %16llx %16llx %d%n", &w[0], &w[1], &w[2], &w[3], &w[4], &has, &used) != 6 ||
+        value[used] != 0 || (has != 0 && has != 1) || (w[0] | w[1] | w[2] | w[3]) == 0)
+        return nbi_fail(NB_ERR_FORMAT, "%s: entry \"%s\" is not a generator state: \"%.80s\"", fn, key, value);
+    for (int i = 0; i < 4; i++) g->s[i] = (uint64_t)w[i];
+    uint64_t spare = (uint64_t)w[4];
+    memcpy(&g->spare_normal, &spare, sizeof spare);
+    g->has_spare = has == 1;
+    return NB_OK;
+}
+
 /* ------------------------------------------------------------------------------------------------
  * dtypes of the format. nabla holds four natively; nb_read_safetensors converts the integer and 16-bit float
  * ones (exactly: every value is representable in the target).
@@ -336,19 +378,22 @@ static nb_status st_parse_entry(st_file *f, size_t key, st_entry *e)
         return st_fail(f, NB_ERR_FORMAT, "tensor '%s' has %zu dimensions; nabla supports at most %d", name,
                        sh->count, NB_MAX_DIMS);
     e->ndim = (int)sh->count;
-    int64_t numel = 1;
+    /* The limit applies to the product of the nonzero sizes: an empty tensor of shape (0, 2^40, 2^40) has no
+     * elements, but its strides would still overflow. */
+    int64_t numel = 1, nonzero = 1;
     for (int d = 0; d < e->ndim; d++) {
         uint64_t size;
         nb_status st = st_uint(f, name, "shape entry", &nodes[at[1] + 1 + (size_t)d], INT64_MAX, &size);
         if (st) return st;
         e->shape[d] = (int64_t)size;
         /* nabla's own limit on element counts (see nbi_tensor_new_view), which also rules out overflow below */
-        if (size && numel > INT64_MAX / 16 / (int64_t)size) {
+        if (size && nonzero > INT64_MAX / 16 / (int64_t)size) {
             for (int r = d + 1; r < e->ndim; r++) e->shape[r] = 0;
             return st_fail(f, NB_ERR_FORMAT, "tensor '%s': shape is too large (entry %d is %llu)", name, d,
                            (unsigned long long)size);
         }
         numel *= (int64_t)size;
+        if (size) nonzero *= (int64_t)size;
     }
 
     if (off->type != NBI_JSON_ARRAY || off->count != 2)

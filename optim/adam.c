@@ -1,7 +1,110 @@
 /* Adam (with amsgrad) and AdamW (decoupled weight decay), as torch.optim.Adam / AdamW (PyTorch 1.13). */
+#include "kernels_matmul.h"
+#include "kernels_unary.h"
 #include "optim_internal.h"
 
 #include <math.h>
+
+/* ------------------------------------------------------------------------------------------------
+ * The fused update: one pass over parameter, gradient and moments, computing in the parameter's dtype exactly
+ * what the op path below computes (the same operations in the same order, scalars rounded to the dtype first),
+ * so both give the same bits. Each block of NBI_OPTIM_BLOCK elements runs a few short loops that the compiler
+ * vectorizes; the square roots go through nbi_sqrt_inplace.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct adam_args {
+    nbi_optim_flat f;
+    double b1, c1, b2, c2, wd, decay, eps, step; /* eps and step scaled as in adam_moments */
+    bool l2, adamw, amsgrad;
+} adam_args;
+
+#define ADAM_MOMENTS(G, N)                                                                                            \
+    for (int64_t j = 0; j < (N); j++) {                                                                               \
+        real gj = G[j], mj = m[j] * b1 + gj * c1, vj = v[j] * b2 + (gj * c2) * gj;                                    \
+        m[j] = mj;                                                                                                    \
+        v[j] = vj;                                                                                                    \
+        den[j] = vj;                                                                                                  \
+    }
+
+/* One block: the restrict parameters (which the compiler trusts only on parameters) and a constant n let it
+ * vectorize every loop without runtime overlap checks. */
+#define ADAM_KERNEL(T, SUF, SQRT_INPLACE, ATTR)                                                                       \
+    ATTR NBI_OPTIM_INLINE void adam_block_##SUF(const adam_args *a, int64_t n, T *restrict p, const T *restrict g,    \
+                                           T *restrict m, T *restrict v, T *restrict mx, T *restrict den,             \
+                                           T *restrict gw)                                                            \
+    {                                                                                                                 \
+        typedef T real;                                                                                               \
+        const real b1 = (real)a->b1, c1 = (real)a->c1, b2 = (real)a->b2, c2 = (real)a->c2;                            \
+        const real wd = (real)a->wd, decay = (real)a->decay, eps = (real)a->eps;                                      \
+        const real step = (real)a->step;                                                                              \
+        if (a->adamw)                                                                                                 \
+            for (int64_t j = 0; j < n; j++) p[j] = p[j] * decay;                                                      \
+        if (a->l2) {                                                                                                  \
+            for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                                 \
+            ADAM_MOMENTS(gw, n)                                                                                       \
+        } else {                                                                                                      \
+            ADAM_MOMENTS(g, n)                                                                                        \
+        }                                                                                                             \
+        if (a->amsgrad)                                                                                               \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                real x = mx[j], y = v[j];                                                                             \
+                x = (x != x || x > y) ? x : y;                                                                        \
+                mx[j] = x;                                                                                            \
+                den[j] = x;                                                                                           \
+            }                                                                                                         \
+        SQRT_INPLACE(den, n);                                                                                         \
+        for (int64_t j = 0; j < n; j++) p[j] = p[j] - (m[j] * step) / (den[j] + eps);                                 \
+    }                                                                                                                 \
+    ATTR static void adam_range_##SUF(void *ctx, int64_t begin, int64_t end)                                          \
+    {                                                                                                                 \
+        const adam_args *a = ctx;                                                                                     \
+        T *p = a->f.p, *m = a->f.s[1], *v = a->f.s[2], *mx = a->amsgrad ? a->f.s[3] : NULL;                           \
+        const T *g = a->f.g;                                                                                          \
+        T den[NBI_OPTIM_BLOCK], gw[NBI_OPTIM_BLOCK];                                                                  \
+        for (int64_t i = begin; i < end; i += NBI_OPTIM_BLOCK) {                                                      \
+            T *mxi = mx ? mx + i : NULL;                                                                              \
+            if (end - i >= NBI_OPTIM_BLOCK)                                                                       \
+                adam_block_##SUF(a, NBI_OPTIM_BLOCK, p + i, g + i, m + i, v + i, mxi, den, gw);                   \
+            else adam_block_##SUF(a, end - i, p + i, g + i, m + i, v + i, mxi, den, gw);                              \
+        }                                                                                                             \
+    }
+
+ADAM_KERNEL(float, f32, nbi_sqrt_inplace_f32, )
+ADAM_KERNEL(double, f64, nbi_sqrt_inplace_f64, )
+#ifdef NBI_HAVE_AVX512_VARIANTS
+ADAM_KERNEL(float, f32_avx512, nbi_sqrt_inplace_f32_avx512, NBI_TARGET_AVX512)
+ADAM_KERNEL(double, f64_avx512, nbi_sqrt_inplace_f64_avx512, NBI_TARGET_AVX512)
+#endif
+
+static nbi_range_fn adam_range(nb_dtype dt)
+{
+#ifdef NBI_HAVE_AVX512_VARIANTS
+    if (nbi_gemm_isa() == NBI_ISA_AVX512) return dt == NB_F64 ? adam_range_f64_avx512 : adam_range_f32_avx512;
+#endif
+    return dt == NB_F64 ? adam_range_f64 : adam_range_f32;
+}
+
+/* Adam's or AdamW's whole update of one parameter in one pass; false when the layout calls for the op path. */
+static bool adam_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t,
+                       bool adamw)
+{
+    const nb_adam_options *o = &opt->options.adam;
+    int n_state = o->amsgrad ? 4 : 3;
+    adam_args a = {.b1 = o->beta1, .c1 = 1 - o->beta1, .b2 = o->beta2, .c2 = 1 - o->beta2, .eps = o->eps,
+                   .amsgrad = o->amsgrad, .adamw = adamw && o->weight_decay != 0,
+                   .l2 = !adamw && o->weight_decay != 0, .wd = o->weight_decay,
+                   .decay = 1 - opt->lr * o->weight_decay};
+    if (!nbi_optim_flat_get(p, g, state, n_state, &a.f)) return false;
+    double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
+    a.step = opt->lr / bias1 * sqrt(bias2);
+    a.eps = o->eps * sqrt(bias2);
+    nbi_optim_parallel(a.f.n, adam_range(a.f.dtype), &a);
+    nbi_optim_flat_written(p, state, n_state);
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The op path (any layout), which the fused kernel reproduces
+ * ---------------------------------------------------------------------------------------------- */
 
 nb_adam_options nb_adam_defaults(void)
 {
@@ -27,13 +130,16 @@ static nb_status adam_moments(const nb_optimizer *opt, nb_tensor *p, nb_tensor *
     }
     if (st) return st;
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
-    nb_tensor *denom = nb_add_scalar(nb_div_scalar(nb_sqrt(second), sqrt(bias2)), o->eps);
+    /* PyTorch divides sqrt(v) by sqrt(bias2) before adding eps; multiplying the step and eps by sqrt(bias2)
+     * instead is the same update with one division per element fewer (it may differ in the last bit). */
+    nb_tensor *denom = nb_add_scalar(nb_sqrt(second), o->eps * sqrt(bias2));
     /* PyTorch's addcdiv order: p + (value m) / denom. */
-    return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(m, opt->lr / bias1), denom)));
+    return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(m, opt->lr / bias1 * sqrt(bias2)), denom)));
 }
 
 static nb_status adam_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
+    if (adam_fused(opt, p, g, state, t, false)) return NB_OK;
     double wd = opt->options.adam.weight_decay;
     if (wd != 0) g = nb_add(g, nb_mul_scalar(p, wd));
     return adam_moments(opt, p, g, state, t);
@@ -41,6 +147,7 @@ static nb_status adam_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g
 
 static nb_status adamw_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
+    if (adam_fused(opt, p, g, state, t, true)) return NB_OK;
     nb_status st = nb_copy_(p, nb_mul_scalar(p, 1 - opt->lr * opt->options.adam.weight_decay));
     return st ? st : adam_moments(opt, p, g, state, t);
 }

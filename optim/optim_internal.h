@@ -27,6 +27,33 @@ typedef struct nbi_optim_param {
 typedef nb_status (*nbi_optim_update_fn)(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g,
                                          nb_tensor *const *state, int64_t t);
 
+/* The raw arrays of one parameter's update, for the fused kernels that read the parameter, its gradient and its
+ * state in a single pass: n elements of dtype each, all contiguous. */
+typedef struct nbi_optim_flat {
+    nb_dtype dtype;
+    int64_t n;
+    void *p;
+    const void *g;
+    void *s[NBI_OPTIM_MAX_STATE]; /* s[k] is state[k]'s data (s[0], the step count, is unused) */
+} nbi_optim_flat;
+
+/* Fills f when p, g and state[1..n_state-1] are contiguous, of one float dtype and size, and do not share storage
+ * (a fused kernel then computes what the ops would, element by element); false sends the update to the op path. */
+bool nbi_optim_flat_get(nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int n_state, nbi_optim_flat *f);
+/* After a fused kernel wrote p and the state: bumps their storage versions, as nb_copy_ would. */
+void nbi_optim_flat_written(nb_tensor *p, nb_tensor *const *state, int n_state);
+/* Runs fn over [0, n) in chunks on the thread pool (fixed grain: elementwise, so any split gives the same bits). */
+void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx);
+/* Elements per block of the fused kernels: loops over a whole block have a constant trip count, which the
+ * compiler vectorizes at -O2. */
+#define NBI_OPTIM_BLOCK 64
+/* For the block functions, so that the constant block size reaches their loops. */
+#if defined(__GNUC__)
+#define NBI_OPTIM_INLINE static inline __attribute__((always_inline))
+#else
+#define NBI_OPTIM_INLINE static inline
+#endif
+
 struct nb_optimizer {
     const char *type; /* PyTorch's class name, written to checkpoints: "SGD", "Adam", ... */
     double lr;        /* the current lr (schedulers change it); the options keep the initial one */

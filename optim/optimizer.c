@@ -79,6 +79,37 @@ bool nbi_optim_check_finite(const char *fn, const char *option, double value)
     return check(isfinite(value), fn, option, "finite", value);
 }
 
+bool nbi_optim_flat_get(nb_tensor *ph, nb_tensor *gh, nb_tensor *const *state, int n_state, nbi_optim_flat *f)
+{
+    nbi_tensor *t[NBI_OPTIM_MAX_STATE + 1];
+    int n = 0;
+    t[n++] = nbi_peek(ph);
+    t[n++] = nbi_peek(gh);
+    for (int k = 1; k < n_state; k++) t[n++] = nbi_peek(state[k]);
+    for (int i = 0; i < n; i++) {
+        if (!t[i] || !nbi_is_float(t[i]->dtype) || t[i]->dtype != t[0]->dtype || t[i]->numel != t[0]->numel ||
+            !nbi_is_contiguous(t[i]))
+            return false;
+        for (int j = 0; j < i; j++)
+            if (t[i]->storage == t[j]->storage) return false;
+    }
+    f->dtype = t[0]->dtype;
+    f->n = t[0]->numel;
+    f->p = nbi_data_ptr(t[0]);
+    f->g = nbi_data_ptr(t[1]);
+    f->s[0] = NULL;
+    for (int k = 1; k < n_state; k++) f->s[k] = nbi_data_ptr(t[k + 1]);
+    return true;
+}
+
+void nbi_optim_flat_written(nb_tensor *p, nb_tensor *const *state, int n_state)
+{
+    nbi_storage_bump_version(nbi_peek(p)->storage);
+    for (int k = 1; k < n_state; k++) nbi_storage_bump_version(nbi_peek(state[k])->storage);
+}
+
+void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx) { nbi_parallel_for(n, 32768, fn, ctx); }
+
 /* Creates p's missing state tensors, owned by the optimizer whatever scopes are open. */
 static nb_status ensure_state(nb_optimizer *opt, nbi_optim_param *p)
 {
@@ -99,10 +130,13 @@ nb_status nb_optimizer_step(nb_optimizer *opt)
      * failed step leaves all parameters untouched. */
     for (int i = 0; i < opt->n_params; i++) {
         nbi_optim_param *p = &opt->params[i];
-        char what[NB_NAME_MAX + 16];
-        snprintf(what, sizeof what, "parameter \"%s\"", p->name);
-        nbi_tensor *t = nbi_resolve(p->tensor, fn, what);
-        if (!t) return nb_last_status();
+        nbi_tensor *t = nbi_peek(p->tensor);
+        if (!t) { /* the message names the parameter: formatted only on this path, not every step */
+            char what[NB_NAME_MAX + 16];
+            snprintf(what, sizeof what, "parameter \"%s\"", p->name);
+            nbi_resolve(p->tensor, fn, what);
+            return nb_last_status();
+        }
         p->active = t->requires_grad && t->grad;
         if (p->active) {
             nb_status st = ensure_state(opt, p);

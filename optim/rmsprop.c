@@ -1,5 +1,86 @@
 /* RMSprop (centered, with momentum and weight decay), as torch.optim.RMSprop (PyTorch 1.13). */
+#include "kernels_unary.h"
 #include "optim_internal.h"
+
+/* The fused update: one pass computing what the op path of rmsprop_update computes, the same operations in the
+ * same order in the parameter's dtype (see adam.c). */
+typedef struct rms_args {
+    nbi_optim_flat f;
+    double alpha, c, wd, eps, lr, momentum;
+    bool l2, centered, has_momentum;
+    int buf_k, avg_k; /* state indices of momentum_buffer and grad_avg */
+} rms_args;
+
+#define RMS_BODY(G, SQRT_INPLACE)                                                                                     \
+    {                                                                                                                 \
+        for (int64_t j = 0; j < n; j++) {                                                                             \
+            real gj = G[j], vj = v[j] * alpha + (gj * c) * gj;                                                        \
+            v[j] = vj;                                                                                                \
+            den[j] = vj;                                                                                              \
+        }                                                                                                             \
+        if (a->centered)                                                                                              \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                real aj = avg[j] * alpha + G[j] * c;                                                                  \
+                avg[j] = aj;                                                                                          \
+                den[j] = den[j] - aj * aj;                                                                            \
+            }                                                                                                         \
+        SQRT_INPLACE(den, n);                                                                                         \
+        if (a->has_momentum)                                                                                          \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                real bj = buf[j] * momentum + G[j] / (den[j] + eps);                                                  \
+                buf[j] = bj;                                                                                          \
+                p[j] = p[j] - bj * lr;                                                                                \
+            }                                                                                                         \
+        else                                                                                                          \
+            for (int64_t j = 0; j < n; j++) p[j] = p[j] - (G[j] * lr) / (den[j] + eps);                               \
+    }
+
+#define RMS_KERNEL(T, SUF, SQRT_INPLACE)                                                                              \
+    NBI_OPTIM_INLINE void rms_block_##SUF(const rms_args *a, int64_t n, T *restrict p, const T *restrict g,           \
+                                          T *restrict v, T *restrict buf, T *restrict avg, T *restrict den,           \
+                                          T *restrict gw)                                                             \
+    {                                                                                                                 \
+        typedef T real;                                                                                               \
+        const real alpha = (real)a->alpha, c = (real)a->c, wd = (real)a->wd, eps = (real)a->eps;                      \
+        const real lr = (real)a->lr, momentum = (real)a->momentum;                                                    \
+        if (a->l2) {                                                                                                  \
+            for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                                 \
+            RMS_BODY(gw, SQRT_INPLACE)                                                                                \
+        } else {                                                                                                      \
+            RMS_BODY(g, SQRT_INPLACE)                                                                                 \
+        }                                                                                                             \
+    }                                                                                                                 \
+    static void rms_range_##SUF(void *ctx, int64_t begin, int64_t end)                                                \
+    {                                                                                                                 \
+        const rms_args *a = ctx;                                                                                      \
+        T *p = a->f.p, *v = a->f.s[1], *buf = a->f.s[a->buf_k], *avg = a->f.s[a->avg_k];                              \
+        const T *g = a->f.g;                                                                                          \
+        T den[NBI_OPTIM_BLOCK], gw[NBI_OPTIM_BLOCK];                                                                  \
+        for (int64_t i = begin; i < end; i += NBI_OPTIM_BLOCK) {                                                      \
+            T *bi = a->has_momentum ? buf + i : NULL, *ai = a->centered ? avg + i : NULL;                             \
+            if (end - i >= NBI_OPTIM_BLOCK)                                                                           \
+                rms_block_##SUF(a, NBI_OPTIM_BLOCK, p + i, g + i, v + i, bi, ai, den, gw);                            \
+            else rms_block_##SUF(a, end - i, p + i, g + i, v + i, bi, ai, den, gw);                                   \
+        }                                                                                                             \
+    }
+
+RMS_KERNEL(float, f32, nbi_sqrt_inplace_f32)
+RMS_KERNEL(double, f64, nbi_sqrt_inplace_f64)
+
+static bool rmsprop_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state)
+{
+    const nb_rmsprop_options *o = &opt->options.rmsprop;
+    rms_args a = {.alpha = o->alpha, .c = 1 - o->alpha, .wd = o->weight_decay, .eps = o->eps, .lr = opt->lr,
+                  .momentum = o->momentum, .l2 = o->weight_decay != 0, .centered = o->centered,
+                  .has_momentum = o->momentum > 0};
+    int k = 2;
+    a.buf_k = a.has_momentum ? k++ : 1;
+    a.avg_k = a.centered ? k++ : 1;
+    if (!nbi_optim_flat_get(p, g, state, k, &a.f)) return false;
+    nbi_optim_parallel(a.f.n, a.f.dtype == NB_F64 ? rms_range_f64 : rms_range_f32, &a);
+    nbi_optim_flat_written(p, state, k);
+    return true;
+}
 
 nb_rmsprop_options nb_rmsprop_defaults(void)
 {
@@ -11,6 +92,7 @@ static nb_status rmsprop_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor
                                 int64_t t)
 {
     (void)t;
+    if (rmsprop_fused(opt, p, g, state)) return NB_OK;
     const nb_rmsprop_options *o = &opt->options.rmsprop;
     int k = 2;
     nb_tensor *v = state[1], *buf = o->momentum > 0 ? state[k++] : NULL, *grad_avg = o->centered ? state[k++] : NULL;

@@ -1,6 +1,84 @@
 /* SGD with momentum, dampening, Nesterov momentum and weight decay, as torch.optim.SGD (PyTorch 1.13). */
 #include "optim_internal.h"
 
+/* The fused update: one pass computing what the op path of sgd_update computes, the same operations in the same
+ * order in the parameter's dtype (see adam.c). */
+typedef struct sgd_args {
+    nbi_optim_flat f;
+    double wd, momentum, damp, lr;
+    bool l2, has_momentum, first, nesterov;
+} sgd_args;
+
+#define SGD_BODY(D)                                                                                                   \
+    {                                                                                                                 \
+        if (!a->has_momentum)                                                                                         \
+            for (int64_t j = 0; j < n; j++) p[j] = p[j] - D[j] * lr;                                                  \
+        else if (a->first && !a->nesterov)                                                                            \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                buf[j] = D[j];                                                                                        \
+                p[j] = p[j] - D[j] * lr;                                                                              \
+            }                                                                                                         \
+        else if (a->first)                                                                                            \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                buf[j] = D[j];                                                                                        \
+                p[j] = p[j] - (D[j] + D[j] * momentum) * lr;                                                          \
+            }                                                                                                         \
+        else if (!a->nesterov)                                                                                        \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                real bj = buf[j] * momentum + D[j] * damp;                                                            \
+                buf[j] = bj;                                                                                          \
+                p[j] = p[j] - bj * lr;                                                                                \
+            }                                                                                                         \
+        else                                                                                                          \
+            for (int64_t j = 0; j < n; j++) {                                                                         \
+                real bj = buf[j] * momentum + D[j] * damp;                                                            \
+                buf[j] = bj;                                                                                          \
+                p[j] = p[j] - (D[j] + bj * momentum) * lr;                                                            \
+            }                                                                                                         \
+    }
+
+#define SGD_KERNEL(T, SUF)                                                                                            \
+    NBI_OPTIM_INLINE void sgd_block_##SUF(const sgd_args *a, int64_t n, T *restrict p, const T *restrict g,           \
+                                          T *restrict buf, T *restrict dw)                                            \
+    {                                                                                                                 \
+        typedef T real;                                                                                               \
+        const real wd = (real)a->wd, momentum = (real)a->momentum, damp = (real)a->damp, lr = (real)a->lr;            \
+        if (a->l2) {                                                                                                  \
+            for (int64_t j = 0; j < n; j++) dw[j] = g[j] + p[j] * wd;                                                 \
+            SGD_BODY(dw)                                                                                              \
+        } else {                                                                                                      \
+            SGD_BODY(g)                                                                                               \
+        }                                                                                                             \
+    }                                                                                                                 \
+    static void sgd_range_##SUF(void *ctx, int64_t begin, int64_t end)                                                \
+    {                                                                                                                 \
+        const sgd_args *a = ctx;                                                                                      \
+        T *p = a->f.p, *buf = a->has_momentum ? a->f.s[1] : NULL;                                                     \
+        const T *g = a->f.g;                                                                                          \
+        T dw[NBI_OPTIM_BLOCK];                                                                                        \
+        for (int64_t i = begin; i < end; i += NBI_OPTIM_BLOCK) {                                                      \
+            T *bi = buf ? buf + i : NULL;                                                                             \
+            if (end - i >= NBI_OPTIM_BLOCK) sgd_block_##SUF(a, NBI_OPTIM_BLOCK, p + i, g + i, bi, dw);                \
+            else sgd_block_##SUF(a, end - i, p + i, g + i, bi, dw);                                                   \
+        }                                                                                                             \
+    }
+
+SGD_KERNEL(float, f32)
+SGD_KERNEL(double, f64)
+
+static bool sgd_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+{
+    const nb_sgd_options *o = &opt->options.sgd;
+    sgd_args a = {.wd = o->weight_decay, .momentum = o->momentum, .damp = 1 - o->dampening, .lr = opt->lr,
+                  .l2 = o->weight_decay != 0, .has_momentum = o->momentum != 0, .first = t == 1,
+                  .nesterov = o->nesterov};
+    int n_state = a.has_momentum ? 2 : 1;
+    if (!nbi_optim_flat_get(p, g, state, n_state, &a.f)) return false;
+    nbi_optim_parallel(a.f.n, a.f.dtype == NB_F64 ? sgd_range_f64 : sgd_range_f32, &a);
+    nbi_optim_flat_written(p, state, n_state);
+    return true;
+}
+
 nb_sgd_options nb_sgd_defaults(void)
 {
     return (nb_sgd_options){.lr = 0.01};
@@ -8,6 +86,7 @@ nb_sgd_options nb_sgd_defaults(void)
 
 static nb_status sgd_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
+    if (sgd_fused(opt, p, g, state, t)) return NB_OK;
     const nb_sgd_options *o = &opt->options.sgd;
     nb_tensor *d = g;
     if (o->weight_decay != 0) d = nb_add(d, nb_mul_scalar(p, o->weight_decay));

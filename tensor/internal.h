@@ -80,6 +80,7 @@ struct nbi_tensor {
     nbi_tensor *grad;            /* accumulated gradient (leaves, or retained) */
     nbi_tensor *pending_grad;    /* gradient being summed during one backward */
     uint64_t visit_epoch;        /* marks nodes visited by the current backward's sort */
+    char label[32];              /* nb_set_label's name (NB_LABEL_MAX + 1 bytes), "" for none */
 };
 
 #define NBI_MAGIC 0x4e41424cu /* "NABL" */

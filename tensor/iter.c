@@ -83,29 +83,72 @@ void nbi_iter_init(nbi_iter *it, nbi_tensor *out, int n_inputs, const nbi_tensor
     nbi_iter_init_over(it, out->ndim, out->shape, 1 + n_inputs, ops);
 }
 
-void nbi_iter_run(const nbi_iter *it, nbi_loop_fn loop, const void *params)
+/* Runs the loop over outer indices [begin, end) of dim 0 (all of a 1-d space when it has one dim). */
+static void run_range(const nbi_iter *it, nbi_loop_fn loop, const void *params, int64_t begin, int64_t end)
 {
     int nd = it->ndim, k, no = it->n_operands;
-    int64_t inner = it->shape[nd - 1];
-    for (int d = 0; d < nd; d++)
-        if (it->shape[d] == 0) return;
     int64_t inner_stride[NBI_MAX_OPERANDS];
-    for (k = 0; k < no; k++) inner_stride[k] = it->stride[k][nd - 1];
-    int64_t idx[NB_MAX_DIMS] = {0};
     char *ptr[NBI_MAX_OPERANDS];
-    for (k = 0; k < no; k++) ptr[k] = it->base[k];
+    for (k = 0; k < no; k++) {
+        inner_stride[k] = it->stride[k][nd - 1];
+        ptr[k] = it->base[k] + begin * it->stride[k][0] * (int64_t)it->elsize[k];
+    }
+    if (nd == 1) {
+        loop(end - begin, ptr, inner_stride, params);
+        return;
+    }
+    int64_t inner = it->shape[nd - 1];
+    int64_t idx[NB_MAX_DIMS] = {0};
+    idx[0] = begin;
     for (;;) {
         loop(inner, ptr, inner_stride, params);
         /* odometer over the outer dims */
         int d = nd - 2;
         for (; d >= 0; d--) {
-            if (++idx[d] < it->shape[d]) {
+            if (++idx[d] < (d == 0 ? end : it->shape[d])) {
                 for (k = 0; k < no; k++) ptr[k] += it->stride[k][d] * (int64_t)it->elsize[k];
                 break;
             }
+            if (d == 0) return;
             for (k = 0; k < no; k++) ptr[k] -= it->stride[k][d] * (it->shape[d] - 1) * (int64_t)it->elsize[k];
             idx[d] = 0;
         }
         if (d < 0) return;
     }
+}
+
+typedef struct split_job {
+    const nbi_iter *it;
+    nbi_loop_fn loop;
+    const void *params;
+} split_job;
+
+static void split_chunk(void *ctx, int64_t begin, int64_t end)
+{
+    const split_job *j = ctx;
+    run_range(j->it, j->loop, j->params, begin, end);
+}
+
+/* Elements per chunk when a large elementwise op is split over the threads. */
+#define ITER_GRAIN 32768
+
+void nbi_iter_run(const nbi_iter *it, nbi_loop_fn loop, const void *params)
+{
+    int nd = it->ndim;
+    int64_t total = 1;
+    for (int d = 0; d < nd; d++) {
+        if (it->shape[d] == 0) return;
+        total *= it->shape[d];
+    }
+    /* Large spaces are split along dim 0 over the thread pool, unless the output is a reduction's accumulator
+     * (stride 0 along that dim: chunks would race on it). Every element is computed by the same loop whatever
+     * the split, so the results do not depend on the thread count. */
+    if (total > ITER_GRAIN && it->stride[0][0] != 0 && nbi_num_threads() > 1) {
+        int64_t per_row = total / it->shape[0];
+        int64_t grain = (ITER_GRAIN + per_row - 1) / per_row;
+        split_job j = {it, loop, params};
+        nbi_parallel_for(it->shape[0], grain, split_chunk, &j);
+        return;
+    }
+    run_range(it, loop, params, 0, it->shape[0]);
 }

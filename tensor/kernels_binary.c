@@ -1,5 +1,6 @@
 /* Binary elementwise kernels: one inner loop per (op, dtype), generated from a one-line expression.
- * The contiguous and scalar-operand cases get their own loops so the compiler vectorizes them. */
+ * The contiguous and scalar-operand cases get their own blocked loops (NBI_VEC_FOR) so the compiler vectorizes
+ * them; large operations are split over the threads by nbi_iter_run. */
 #include "kernels_binary.h"
 
 #include <math.h>
@@ -11,10 +12,13 @@
         TO *o = (TO *)p[0];                                                                               \
         const TI *xa = (const TI *)p[1], *xb = (const TI *)p[2];                                          \
         if (s[0] == 1 && s[1] == 1 && s[2] == 1)                                                          \
-            for (int64_t i = 0; i < n; i++) { TI a = xa[i], b = xb[i]; o[i] = (TO)(EXPR); }               \
+            NBI_VEC_FOR(n, i, TI a = xa[i]; TI b = xb[i]; o[i] = (TO)(EXPR));                             \
         else if (s[0] == 1 && s[1] == 1 && s[2] == 0) {                                                   \
             const TI b = xb[0];                                                                           \
-            for (int64_t i = 0; i < n; i++) { TI a = xa[i]; o[i] = (TO)(EXPR); }                          \
+            NBI_VEC_FOR(n, i, TI a = xa[i]; o[i] = (TO)(EXPR));                                           \
+        } else if (s[0] == 1 && s[1] == 0 && s[2] == 1) {                                                 \
+            const TI a = xa[0];                                                                           \
+            NBI_VEC_FOR(n, i, TI b = xb[i]; o[i] = (TO)(EXPR));                                           \
         } else                                                                                            \
             for (int64_t i = 0; i < n; i++) { TI a = xa[i * s[1]], b = xb[i * s[2]]; o[i * s[0]] = (TO)(EXPR); } \
     }

@@ -7,6 +7,8 @@
  */
 #include "kernels_reduce.h"
 
+#include "kernels_binary.h" /* NBI_VEC_FOR */
+
 #include <math.h>
 #include <string.h>
 
@@ -56,6 +58,8 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
             TA total = 0;                                                                \
             for (int64_t i = 0; i < n; i++) total += (TA)x[i * s[1]];                    \
             acc[0] += total;                                                             \
+        } else if (s[0] == 1 && s[1] == 1) { /* a row added into the sums: vectorizable */ \
+            NBI_VEC_FOR(n, i, acc[i] += (TA)x[i]);                                       \
         } else {                                                                         \
             for (int64_t i = 0; i < n; i++) acc[i * s[0]] += (TA)x[i * s[1]];            \
         }                                                                                \

@@ -4,14 +4,21 @@
  * The contiguous case is a separate plain loop so the compiler can vectorize it. */
 #include "kernels_unary.h"
 
+#include "kernels_binary.h" /* NBI_VEC_FOR */
+
 #include <float.h>
 #include <tgmath.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 #define UNARY_LOOP_BODY(T, EXPR)                                                                          \
     T *o = (T *)p[0];                                                                                     \
     const T *in = (const T *)p[1];                                                                        \
     if (s[0] == 1 && s[1] == 1)                                                                           \
-        for (int64_t i = 0; i < n; i++) { const T x = in[i]; o[i] = (T)(EXPR); }                          \
+        NBI_VEC_FOR(n, i, const T x = in[i]; o[i] = (T)(EXPR));                                           \
     else                                                                                                  \
         for (int64_t i = 0; i < n; i++) { const T x = in[i * s[1]]; o[i * s[0]] = (T)(EXPR); }
 
@@ -143,3 +150,39 @@ void nbi_unary_kernel(nbi_unary_kind kind, nbi_tensor *out, const nbi_tensor *in
     nbi_iter_init(&it, out, 1, &in);
     nbi_iter_run(&it, loops[kind][in->dtype], &p);
 }
+
+void nbi_sqrt_inplace_f32(float *x, int64_t n)
+{
+    int64_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vsqrtq_f32(vld1q_f32(x + i)));
+#endif
+    for (; i < n; i++) x[i] = sqrtf(x[i]);
+}
+void nbi_sqrt_inplace_f64(double *x, int64_t n)
+{
+    int64_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+    for (; i + 2 <= n; i += 2) vst1q_f64(x + i, vsqrtq_f64(vld1q_f64(x + i)));
+#endif
+    for (; i < n; i++) x[i] = sqrt(x[i]);
+}
+
+#ifdef NBI_HAVE_AVX512_VARIANTS
+NBI_TARGET_AVX512 void nbi_sqrt_inplace_f32_avx512(float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_sqrt_ps(_mm512_loadu_ps(x + i)));
+    for (; i < n; i++) x[i] = sqrtf(x[i]);
+}
+NBI_TARGET_AVX512 void nbi_sqrt_inplace_f64_avx512(double *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(x + i, _mm512_sqrt_pd(_mm512_loadu_pd(x + i)));
+    for (; i < n; i++) x[i] = sqrt(x[i]);
+}
+#endif

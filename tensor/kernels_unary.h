@@ -31,4 +31,17 @@ bool nbi_unary_supported(nbi_unary_kind kind, nb_dtype dt);
  * params may be NULL for the kinds that take none. */
 void nbi_unary_kernel(nbi_unary_kind kind, nbi_tensor *out, const nbi_tensor *in, const nbi_unary_params *params);
 
+/* x[i] = sqrt(x[i]) over a contiguous array, vectorized where the target has a vector square root (a plain C
+ * loop does not vectorize: sqrt may set errno, and nabla does not build with -fno-math-errno). Results are the
+ * correctly rounded square roots either way. */
+void nbi_sqrt_inplace_f32(float *x, int64_t n);
+void nbi_sqrt_inplace_f64(double *x, int64_t n);
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same with 512-bit vectors, for kernels compiled for AVX-512 (call only when the CPU has it). */
+#define NBI_HAVE_AVX512_VARIANTS 1
+#define NBI_TARGET_AVX512 __attribute__((target("avx512f")))
+void nbi_sqrt_inplace_f32_avx512(float *x, int64_t n);
+void nbi_sqrt_inplace_f64_avx512(double *x, int64_t n);
+#endif
+
 #endif

@@ -263,6 +263,19 @@ NB_API nb_tensor *nb_randperm(int64_t n, nb_generator *g);
 NB_API nb_status nb_uniform_(nb_tensor *t, double low, double high, nb_generator *g);
 NB_API nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *g);
 
+/* ------------------------------------------------------------------------------------------------
+ * Threads. Large matrix products and large elementwise/reduction ops spread over a persistent pool of worker
+ * threads, started on first use. Results do not depend on the thread count, except where an op documents
+ * that its summation order does.
+ * ---------------------------------------------------------------------------------------------- */
+/* Sets the number of threads ops may use (the calling thread included); 1 runs everything on the calling
+ * thread. The default is the environment variable NABLA_NUM_THREADS when it holds a positive integer, else the
+ * number of online CPUs. n <= 0 fails with NB_ERR_ARG. Safe to call between ops, but not while another thread
+ * runs ops. */
+NB_API nb_status nb_set_num_threads(int n);
+/* The number of threads ops may use (>= 1). */
+NB_API int nb_num_threads(void);
+
 #ifdef __cplusplus
 }
 #endif

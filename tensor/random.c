@@ -127,32 +127,34 @@ static void fill_random(nbi_tensor *t, bool normal, double a, double b, nb_gener
     nbi_storage_bump_version(t->storage);
 }
 
+/* The checks and fill of nb_uniform_ / nb_normal_, with messages naming fn (the function the user called). */
+static nb_status fill_checked(nb_tensor *h, bool normal, double a, double b, nb_generator *g, const char *fn)
+{
+    nbi_tensor *t = nbi_resolve(h, fn, "tensor");
+    if (!t) return nb_last_status();
+    if (check_float(t, fn)) return nb_last_status();
+    if (normal && (!(b >= 0) || !isfinite(a) || !isfinite(b)))
+        return nbi_fail(NB_ERR_VALUE, "%s: need a finite mean and std >= 0, got %g and %g", fn, a, b);
+    if (!normal && (!(a <= b) || !isfinite(a) || !isfinite(b)))
+        return nbi_fail(NB_ERR_VALUE, "%s: need finite low <= high, got %g and %g", fn, a, b);
+    fill_random(t, normal, a, b, g ? g : nb_default_generator());
+    return NB_OK;
+}
+
 nb_status nb_uniform_(nb_tensor *h, double low, double high, nb_generator *g)
 {
-    nbi_tensor *t = nbi_resolve(h, "nb_uniform_", "tensor");
-    if (!t) return nb_last_status();
-    if (check_float(t, "nb_uniform_")) return nb_last_status();
-    if (!(low <= high) || !isfinite(low) || !isfinite(high))
-        return nbi_fail(NB_ERR_VALUE, "nb_uniform_: need finite low <= high, got %g and %g", low, high);
-    fill_random(t, false, low, high, g ? g : nb_default_generator());
-    return NB_OK;
+    return fill_checked(h, false, low, high, g, "nb_uniform_");
 }
 
 nb_status nb_normal_(nb_tensor *h, double mean, double std, nb_generator *g)
 {
-    nbi_tensor *t = nbi_resolve(h, "nb_normal_", "tensor");
-    if (!t) return nb_last_status();
-    if (check_float(t, "nb_normal_")) return nb_last_status();
-    if (!(std >= 0) || !isfinite(mean) || !isfinite(std))
-        return nbi_fail(NB_ERR_VALUE, "nb_normal_: need a finite mean and std >= 0, got %g and %g", mean, std);
-    fill_random(t, true, mean, std, g ? g : nb_default_generator());
-    return NB_OK;
+    return fill_checked(h, true, mean, std, g, "nb_normal_");
 }
 
 nb_tensor *nb_rand(int ndim, const int64_t *shape, double low, double high, nb_dtype dtype, nb_generator *g)
 {
     nbi_tensor *t = nbi_tensor_new(dtype, ndim, shape, "nb_rand");
-    if (t && nb_uniform_(nbi_handle(t), low, high, g) != NB_OK) {
+    if (t && fill_checked(nbi_handle(t), false, low, high, g, "nb_rand") != NB_OK) {
         nbi_kill(t);
         return NULL;
     }
@@ -162,7 +164,7 @@ nb_tensor *nb_rand(int ndim, const int64_t *shape, double low, double high, nb_d
 nb_tensor *nb_randn(int ndim, const int64_t *shape, double mean, double std, nb_dtype dtype, nb_generator *g)
 {
     nbi_tensor *t = nbi_tensor_new(dtype, ndim, shape, "nb_randn");
-    if (t && nb_normal_(nbi_handle(t), mean, std, g) != NB_OK) {
+    if (t && fill_checked(nbi_handle(t), true, mean, std, g, "nb_randn") != NB_OK) {
         nbi_kill(t);
         return NULL;
     }

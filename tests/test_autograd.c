@@ -373,7 +373,7 @@ END_TEST
 
 /* nb_gradcheck itself must catch a wrong gradient and say where: an op whose backward forgets a factor 2. */
 static void bad_square_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin) { gin[0] = nb_mul(g, nbi_in(out, 0)); }
-static const nbi_op bad_square_op = {"bad_square", bad_square_backward};
+static const nbi_op bad_square_op = {"bad_square", bad_square_backward, .derivative = "d out/d x = x (wrong)"};
 static nb_tensor *bad_square(nb_tensor *const *x, void *u)
 {
     (void)u;

@@ -740,6 +740,11 @@ START_TEST(invalid_entries_are_rejected)
                    "shape is too large");
     expect_corrupt("{\"t\":{\"dtype\":\"F64\",\"shape\":[1152921504606846976,0],\"data_offsets\":[0,0]}}", 0,
                    "shape is too large");
+    /* Found by fuzzing: an empty tensor whose other sizes overflow the strides (UB in the stride computation). */
+    expect_corrupt("{\"t\":{\"dtype\":\"F32\",\"shape\":[0,1099511627776,1099511627776],\"data_offsets\":[0,0]}}", 0,
+                   "shape is too large");
+    expect_corrupt("{\"t\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,0],\"data_offsets\":[0,0]}}", 0,
+                   "shape is too large");
     expect_corrupt("{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
                    "tensor 't' has 9 dimensions; nabla supports at most 8");
     /* offsets */

@@ -54,7 +54,7 @@ START_TEST(linear_forward_values)
     nb_tensor *y = nb_forward(m, T_F32(NB_SHAPE(2, 3), 1, 0, -1, 2, 1, 0));
     ck_assert_shape(y, 2, 2);
     ck_assert_values(y, 1e-6, -1.5, -3, 4.5, 12);
-    ck_assert_str_eq(nb_grad_fn_name(y), "add");
+    ck_assert_str_eq(nb_grad_fn_name(y), "affine");
     /* (in) -> (out) and (..., in) -> (..., out) */
     nb_tensor *v = nb_forward(m, T_F32(NB_SHAPE(3), 1, 1, 1));
     ck_assert_shape(v, 2);

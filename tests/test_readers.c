@@ -814,6 +814,16 @@ START_TEST(idx_rejects_malformed_files)
     check_idx_fails(b, sizeof b, NB_ERR_FORMAT, "claims shape (4, 2, 2)", "12 bytes of data");
     const unsigned char huge[] = {0, 0, 8, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3};
     check_idx_fails(huge, sizeof huge, NB_ERR_FORMAT, "claims shape (4294967295, 4294967295)", "3 bytes");
+    /* Found by fuzzing: no data and a zero size, but the other sizes overflow the strides. */
+    const unsigned char empty_huge[] = {0, 0, 8, 4, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+                                        0xff, 0xff, 0xff, 0xff};
+    check_idx_fails(empty_huge, sizeof empty_huge, NB_ERR_FORMAT, "claims shape (4294967295, 0, 4294967295, "
+                    "4294967295)", "too large even without elements");
+    const unsigned char empty_ok[] = {0, 0, 8, 3, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 28};
+    write_bytes(tpath("empty.idx"), empty_ok, sizeof empty_ok);
+    nb_tensor *empty = nb_read_idx(tpath("empty.idx"));
+    ck_assert_shape(empty, 0, 4294967295, 28);
+    nb_free(empty);
     /* More data than the header says. */
     unsigned char longer[sizeof idx_labels + 2];
     memcpy(longer, idx_labels, sizeof idx_labels);
