@@ -24,6 +24,9 @@ typedef struct nbi_op {
     const char *derivative;
     bool elementwise;
     const char *inputs;
+    /* The op writes a value the caller chose (masked_fill): ±Inf in its output is intended, so anomaly
+     * detection only flags NaN there. */
+    bool writes_given_value;
 } nbi_op;
 
 /* Records op on out when grad mode is on and one of the inputs requires grad; otherwise does nothing.
@@ -50,6 +53,12 @@ static inline void nbi_drop_temp(nbi_tensor *tmp, const nbi_tensor *original)
 
 /* Adds src into dst in place (same float dtype; src broadcasts to dst). */
 void nbi_add_inplace(nbi_tensor *dst, const nbi_tensor *src);
+
+/* Anomaly detection (autograd/anomaly.c; see nb_set_detect_anomaly). nbi_anomaly_forward checks an op's output
+ * (called by nbi_record when detection is on and no backward runs); nbi_anomaly_backward checks the gradient a
+ * node's backward returned for input i. Both record an NB_ERR_VALUE error and return it on an anomaly. */
+nb_status nbi_anomaly_forward(nbi_tensor *out, const nbi_op *op, int n, nbi_tensor *const *inputs);
+nb_status nbi_anomaly_backward(const char *fn, const nbi_tensor *node, int i, const nbi_tensor *grad);
 
 /* The backward trace (autograd/trace.c; see nb_trace_backward). The engine calls nbi_trace_begin once per
  * backward pass, after sorting; it returns NULL when tracing is off on this thread, and then nothing else is

@@ -320,7 +320,8 @@ static void masked_fill_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 static const nbi_op masked_fill_op = {"masked_fill", masked_fill_backward,
                               .derivative = "d out/d t = 0 where mask, else 1",
                               .elementwise = true,
-                              .inputs = "t, mask"};
+                              .inputs = "t, mask",
+                              .writes_given_value = true};
 
 nb_tensor *nb_masked_fill(nb_tensor *th, nb_tensor *mh, double value)
 {

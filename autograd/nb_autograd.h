@@ -79,6 +79,20 @@ NB_API nb_status nb_backward_ex(nb_tensor *root, const nb_tensor *grad_root, nb_
 NB_API nb_status nb_grad_of(nb_tensor *root, const nb_tensor *grad_root, int n, nb_tensor *const *inputs,
                             nb_tensor **grads_out, nb_backward_flags flags);
 
+/* Anomaly detection, per thread (like torch.autograd.detect_anomaly), for finding where a NaN or an infinity
+ * first appears. While it is on, every differentiable op checks its result: a NaN that none of its inputs had,
+ * or an infinity computed from finite inputs (log(0), overflow, 1/0), makes the op fail with NB_ERR_VALUE and a
+ * message naming the op, the position of the first bad element, each input's label, shape, dtype and range,
+ * and the op's number since detection was turned on (ops are counted 1, 2, ... on the thread), e.g.
+ *     nb_log: anomaly: output (2) contains NaN at index 1, which no input had; op #3 since anomaly detection
+ *     was turned on; inputs: x = 'h' (2) f32 in [-1, 2]
+ * (masked_fill may write an infinity on purpose; only a NaN is flagged there). In backward, the gradient each
+ * op hands to each input is checked: nb_backward fails with NB_ERR_VALUE naming the op whose backward produced
+ * the NaN or infinity, its number from the forward pass, and the input. Off by default: the checks read every
+ * result, so they cost time. */
+NB_API void nb_set_detect_anomaly(bool on);
+NB_API bool nb_is_anomaly_enabled(void);
+
 /* No-grad mode, per thread and nestable: while it is on, ops record nothing. */
 NB_API void nb_no_grad_begin(void);
 NB_API void nb_no_grad_end(void);

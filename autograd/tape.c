@@ -19,7 +19,11 @@ nb_tensor *nbi_record(nbi_tensor *out, const nbi_op *op, int n, nbi_tensor *cons
                       size_t ctx_size)
 {
     if (!out) return NULL;
-    if (nbi_thread()->no_grad_depth > 0) return nbi_handle(out);
+    nbi_thread_state *ts = nbi_thread();
+    /* Inside backward, a NaN is reported once, by the node whose gradient it reaches (more useful than the
+     * name of an op of some backward formula). */
+    if (ts->detect_anomaly && ts->backward_depth == 0 && nbi_anomaly_forward(out, op, n, inputs) != NB_OK) goto fail;
+    if (ts->no_grad_depth > 0) return nbi_handle(out);
     bool any = false;
     for (int i = 0; i < n; i++) any |= inputs[i]->requires_grad;
     if (!any) return nbi_handle(out);
@@ -359,6 +363,9 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
 
     growable order = {.elsize = sizeof(nbi_tensor *)};
     nb_status st = topo_sort(fn, root, &order);
+    nbi_thread_state *ts = nbi_thread();
+    bool anomaly = ts->detect_anomaly;
+    ts->backward_depth++;
     nbi_tensor **nodes = order.items;
     nbi_trace *trace = st == NB_OK ? nbi_trace_begin(fn, root, nodes, order.n) : NULL; /* NULL unless tracing */
     size_t i = order.n;
@@ -408,6 +415,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
             st = gj ? check_grad(fn, node, j, in, gj) : nbi_fail(NB_ERR_STATE, "%s: backward of '%s' returned an "
                                                                                 "invalid gradient handle",
                                                                   fn, node->op->name);
+            if (st == NB_OK && anomaly) st = nbi_anomaly_backward(fn, node, j, gj);
             if (st == NB_OK) st = deliver(in, gj, cap, create_graph);
         }
         if (gin != grad_in) nbi_free(gin, (size_t)node->n_inputs * sizeof *gin);
@@ -423,6 +431,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
     }
     for (size_t j = order.n; j > 0; j--) nbi_release(nodes[j - 1]);
     if (trace) nbi_trace_end(trace);
+    ts->backward_depth--;
     grow_free(&order);
     return st;
 }

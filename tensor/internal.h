@@ -80,6 +80,7 @@ struct nbi_tensor {
     nbi_tensor *grad;            /* accumulated gradient (leaves, or retained) */
     nbi_tensor *pending_grad;    /* gradient being summed during one backward */
     uint64_t visit_epoch;        /* marks nodes visited by the current backward's sort */
+    uint64_t anomaly_seq;        /* with anomaly detection on: this op's number on its thread (1, 2, ...) */
     char label[32];              /* nb_set_label's name (NB_LABEL_MAX + 1 bytes), "" for none */
 };
 
@@ -213,6 +214,9 @@ void nbi_iter_run(const nbi_iter *it, nbi_loop_fn loop, const void *params);
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nbi_thread_state {
     int no_grad_depth;
+    bool detect_anomaly;     /* nb_set_detect_anomaly */
+    int backward_depth;      /* > 0 while a backward pass runs on this thread */
+    uint64_t anomaly_ops;    /* ops checked since anomaly detection was last turned on */
 } nbi_thread_state;
 nbi_thread_state *nbi_thread(void);
 
