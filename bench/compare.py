@@ -3,8 +3,8 @@
 ratios nabla/peer against the targets of issue 7. Started by bench/run.sh (see bench/README.md).
 
 Each round runs, for each thread count, bench_matmul and the peer's matmul measurements, then bench_mlp and
-the peer's trainings, alternating which side goes first from one round to the next so that machine noise hits
-both. Every program reports medians of its own repetitions; the table shows the median over the rounds. The
+the peer's trainings, then bench_conv --no-peer and conv_peer.py (issue 8's CNN), alternating which side goes
+first from one round to the next so that machine noise hits both. Every program reports medians of its own repetitions; the table shows the median over the rounds. The
 raw result lines of all rounds are kept in <build>/bench-results.tsv.
 """
 import argparse
@@ -24,9 +24,9 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the table shows their median)")
     p.add_argument("--reps", type=int, default=3, help="repetitions inside each program per round")
     p.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
-    p.add_argument("--what", default="all", choices=["all", "matmul", "mlp"])
+    p.add_argument("--what", default="all", choices=["all", "matmul", "mlp", "conv"])
     p.add_argument("--min-time", type=float, default=0.1, help="seconds per matmul repetition")
-    p.add_argument("--mlp-min-time", type=float, default=0.5, help="seconds per training repetition")
+    p.add_argument("--mlp-min-time", type=float, default=0.5, help="seconds per training repetition (MLP and conv)")
     p.add_argument("--max-size", type=int, default=2048)
     p.add_argument("--data", default=None, help="data directory for the memory and example rows "
                    "(default $NABLA_DATA, else ../shared/data next to the source tree)")
@@ -82,8 +82,11 @@ def measure():
     build = ARGS.build
     matmul = os.path.join(build, "bench", "bench_matmul")
     mlp = os.path.join(build, "bench", "bench_mlp")
+    conv = os.path.join(build, "bench", "bench_conv")
     peer = [ARGS.python, os.path.join(HERE, "peer.py")]
-    for exe in (matmul, mlp):
+    conv_peer = [ARGS.python, os.path.join(HERE, "conv_peer.py")]
+    wanted = {"matmul": (matmul,), "mlp": (mlp,), "conv": (conv,)}.get(ARGS.what, (matmul, mlp, conv))
+    for exe in wanted:
         if not os.access(exe, os.X_OK):
             sys.exit(f"compare.py: {exe} not found: build first (ninja -C {build})")
     quick = ["--quick"] if ARGS.quick else []
@@ -93,20 +96,23 @@ def measure():
             clock = ARGS.clock if ARGS.clock != "auto" else ("cpu" if t == 1 else "wall")
             common = ["--threads", str(t), "--reps", str(ARGS.reps), "--clock", clock] + quick
             jobs = []
-            if ARGS.what != "mlp":
+            if ARGS.what in ("all", "matmul"):
                 mm = ["--min-time", str(ARGS.min_time), "--max-size", str(ARGS.max_size)]
                 jobs.append(([matmul] + common + mm, peer + ["--what", "matmul"] + common + mm))
-            if ARGS.what != "matmul":
-                mt = ["--min-time", str(ARGS.mlp_min_time)]
+            mt = ["--min-time", str(ARGS.mlp_min_time)]
+            if ARGS.what in ("all", "mlp"):
                 jobs.append(([mlp] + common + mt,
                              peer + ["--what", "mlp", "--mlp-min-time", str(ARGS.mlp_min_time)] + common))
+            if ARGS.what in ("all", "conv"):  # bench_conv alternates with its peer itself; here compare.py does
+                jobs.append(([conv, "--no-peer", "--rounds", "1"] + common + mt, conv_peer + common + mt))
             for ours, theirs in jobs:
                 order = (ours, theirs) if rnd % 2 == 0 else (theirs, ours)
                 for cmd in order:
-                    name = "nabla " + os.path.basename(cmd[0]) if cmd is ours else "peer.py --what " + cmd[3]
+                    name = ("nabla " + os.path.basename(cmd[0]) if cmd is ours else
+                            os.path.basename(cmd[1]) + (" --what " + cmd[3] if cmd[2] == "--what" else ""))
                     print(f"round {rnd + 1}/{ARGS.rounds}, {t} thread(s): {name}", flush=True)
                     run(cmd)
-    if ARGS.what == "matmul":
+    if ARGS.what not in ("all", "mlp"):
         return
     data = data_dir()
     if data is None:
@@ -138,6 +144,8 @@ def fmt(v, unit):
         return "n/a"
     if unit == "samples/s":
         return f"{v / 1000:.1f} k"
+    if unit == "images/s":
+        return f"{v:.0f}"
     return f"{v:.1f}"
 
 
@@ -204,6 +212,12 @@ def table():
         one, two = value("nabla", big[threads.index(1)]), value("nabla", big[threads.index(2)])
         if one is not None and two is not None:
             row("784-512-512-10 rmsprop b128, 2 thr", two, "nabla 1 thr", one, 1.6, "samples/s")
+    for t in threads:  # issue 8 sets no target for the conv network: the ratio is shown for information
+        for what in ("adam", "fwdbwd"):
+            k = f"conv mnist_cnn {what} b64 t{t}"
+            if ("nabla", k) in RESULTS:
+                row(f"mnist_cnn {what} b64, {t} thr (images/s)", value("nabla", k), f"PyTorch {t} thr",
+                    value("torch", k), None, "images/s")
 
     peak, data = value("nabla", "rss mnist peak"), value("nabla", "rss mnist data")
     if peak is not None and data is not None:
