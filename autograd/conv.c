@@ -118,6 +118,20 @@ static nb_tensor *wgrad_apply(const nbi_conv_geom *geo, nb_tensor *xh, nb_tensor
 /* ------------------------------------------------------------------------------------------------
  * Validation shared by the public functions
  * ---------------------------------------------------------------------------------------------- */
+/* *out = a * b + c, false when that overflows int64 (huge strides, paddings or dilations). */
+static bool mul_add(int64_t a, int64_t b, int64_t c, int64_t *out)
+{
+    int64_t p;
+    return !__builtin_mul_overflow(a, b, &p) && !__builtin_add_overflow(p, c, out);
+}
+
+static bool too_large(const char *fn, const char *sx, const char *sw)
+{
+    nbi_error(NB_ERR_ARG, "%s: stride, padding or dilation too large for input %s and weight %s (the sizes overflow)",
+              fn, sx, sw);
+    return false;
+}
+
 static bool check_pair(const char *fn, const char *what, const int64_t *v, int64_t min)
 {
     if (v[0] >= min && v[1] >= min) return true;
@@ -185,8 +199,10 @@ static bool conv_geometry(const char *fn, const nbi_tensor *x, const nbi_tensor 
     *g = (nbi_conv_geom){.N = xs[0], .C = C, .H = xs[2], .W = xs[3], .O = O, .KH = ws[2], .KW = ws[3],
                          .sh = stride[0], .sw = stride[1], .ph = padding[0], .pw = padding[1], .dh = dilation[0],
                          .dw = dilation[1], .groups = groups};
-    int64_t span_h = g->dh * (g->KH - 1) + 1, span_w = g->dw * (g->KW - 1) + 1;
-    int64_t in_h = g->H + 2 * g->ph, in_w = g->W + 2 * g->pw;
+    int64_t span_h, span_w, in_h, in_w;
+    if (!mul_add(g->dh, g->KH - 1, 1, &span_h) || !mul_add(g->dw, g->KW - 1, 1, &span_w) ||
+        !mul_add(2, g->ph, g->H, &in_h) || !mul_add(2, g->pw, g->W, &in_w))
+        return too_large(fn, sx, sw);
     if (g->KH < 1 || g->KW < 1 || span_h > in_h || span_w > in_w) {
         nbi_error(NB_ERR_SHAPE, "%s: kernel (%lld, %lld) with dilation (%lld, %lld) spans (%lld, %lld), more than the padded input (%lld, %lld) of input %s",
                   fn, (long long)g->KH, (long long)g->KW, (long long)g->dh, (long long)g->dw, (long long)span_h,
@@ -272,8 +288,14 @@ nb_tensor *nb_conv_transpose2d(nb_tensor *input, nb_tensor *weight, nb_tensor *b
     nbi_conv_geom g = {.N = y->shape[0], .C = w->shape[1] * groups, .O = w->shape[0], .KH = w->shape[2],
                        .KW = w->shape[3], .OH = y->shape[2], .OW = y->shape[3], .sh = stride[0], .sw = stride[1],
                        .ph = padding[0], .pw = padding[1], .dh = dilation[0], .dw = dilation[1], .groups = groups};
-    g.H = (g.OH - 1) * g.sh - 2 * g.ph + g.dh * (g.KH - 1) + output_padding[0] + 1;
-    g.W = (g.OW - 1) * g.sw - 2 * g.pw + g.dw * (g.KW - 1) + output_padding[1] + 1;
+    /* H = (OH - 1) sh - 2 ph + dh (KH - 1) + output_padding + 1, each step checked for overflow. */
+    int64_t span_h, span_w;
+    if (!mul_add(g.dh, g.KH - 1, output_padding[0] + 1, &span_h) ||
+        !mul_add(g.dw, g.KW - 1, output_padding[1] + 1, &span_w) || !mul_add(g.OH - 1, g.sh, span_h, &g.H) ||
+        !mul_add(-2, g.ph, g.H, &g.H) || !mul_add(g.OW - 1, g.sw, span_w, &g.W) || !mul_add(-2, g.pw, g.W, &g.W)) {
+        too_large(fn, sy, sw);
+        return NULL;
+    }
     if (g.H < 1 || g.W < 1 || g.KH < 1 || g.KW < 1)
         return nbi_error(NB_ERR_SHAPE, "%s: input %s with weight %s, stride (%lld, %lld) and padding (%lld, %lld) gives an empty output (%lld, %lld)",
                          fn, sy, sw, (long long)g.sh, (long long)g.sw, (long long)g.ph, (long long)g.pw,

@@ -162,6 +162,13 @@ nb_tensor *nb_adaptive_avg_pool2d(nb_tensor *input, int64_t out_h, int64_t out_w
         return nbi_error(NB_ERR_ARG, "%s: output size (%lld, %lld) must be >= 1", fn, (long long)out_h,
                          (long long)out_w);
     int64_t H = x->shape[2], W = x->shape[3];
+    /* Uneven windows use (out, in) averaging matrices: refuse sizes whose matrices could never be allocated. */
+    const int64_t limit = (int64_t)1 << 40;
+    if (out_h > limit / (H ? H : 1) || out_w > limit / (W ? W : 1)) {
+        char s[NBI_SHAPE_STR];
+        return nbi_error(NB_ERR_ARG, "%s: output size (%lld, %lld) is too large for input %s", fn, (long long)out_h,
+                         (long long)out_w, nbi_shape_fmt(s, x->ndim, x->shape));
+    }
     if (H % out_h == 0 && W % out_w == 0) {
         /* Equal windows side by side: plain average pooling. */
         const int64_t k[2] = {H / out_h, W / out_w};

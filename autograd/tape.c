@@ -442,6 +442,9 @@ static nb_status run_backward(const char *fn, nb_tensor *root_h, const nb_tensor
 {
     nbi_tensor *root = nbi_resolve(root_h, fn, "root");
     if (!root) return nb_last_status();
+    if (flags & ~(NB_RETAIN_GRAPH | NB_CREATE_GRAPH))
+        return nbi_fail(NB_ERR_ARG, "%s: unknown flags 0x%x (expected NB_RETAIN_GRAPH and/or NB_CREATE_GRAPH)", fn,
+                        (unsigned)flags);
     if (!root->requires_grad)
         return nbi_fail(NB_ERR_STATE, "%s: root does not require grad (no input of its graph requires grad, or it "
                                       "was computed in no-grad mode)",
@@ -484,7 +487,7 @@ nb_status nb_backward(nb_tensor *root) { return run_backward("nb_backward", root
 
 nb_status nb_backward_ex(nb_tensor *root, const nb_tensor *grad_root, nb_backward_flags flags)
 {
-    return run_backward("nb_backward", root, grad_root, flags, NULL);
+    return run_backward("nb_backward_ex", root, grad_root, flags, NULL);
 }
 
 nb_status nb_grad_of(nb_tensor *root, const nb_tensor *grad_root, int n, nb_tensor *const *inputs,

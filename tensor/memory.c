@@ -453,16 +453,19 @@ nbi_tensor *nbi_tensor_new_view(nbi_storage *storage, nb_dtype dtype, int ndim, 
     if (ndim < 0 || ndim > NB_MAX_DIMS)
         return nbi_error(NB_ERR_SHAPE, "%s: %d dims requested; nabla supports 0 to %d", fn, ndim, NB_MAX_DIMS);
     if (ndim > 0 && !shape) return nbi_error(NB_ERR_NULL, "%s: shape is NULL for %d dims", fn, ndim);
-    int64_t numel = 1;
+    /* The limit applies to the product of the nonzero sizes: strides are computed from them even when another
+     * size is 0 and the tensor is empty. */
+    int64_t numel = 1, nonzero = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             char b[NBI_SHAPE_STR];
             return nbi_error(NB_ERR_SHAPE, "%s: negative size in shape %s", fn, nbi_shape_fmt(b, ndim, shape));
         }
-        if (shape[i] && numel > INT64_MAX / 16 / shape[i]) {
+        if (shape[i] && nonzero > INT64_MAX / 16 / shape[i]) {
             char b[NBI_SHAPE_STR];
             return nbi_error(NB_ERR_SHAPE, "%s: shape %s is too large", fn, nbi_shape_fmt(b, ndim, shape));
         }
+        if (shape[i]) nonzero *= shape[i];
         numel *= shape[i];
     }
     nbi_tensor *t = header_alloc(fn);
