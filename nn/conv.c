@@ -210,58 +210,12 @@ static nb_tensor *batch_norm2d_forward(nb_module *m, nb_tensor *x)
     return y;
 }
 
-static nb_status batch_norm2d_collect(nb_module *m, const char *prefix, nb_param_list *out)
-{
-    nb_batch_norm2d *bn = (nb_batch_norm2d *)m;
-    nb_status st = nbi_nn_collect_one(out, prefix, "weight", bn->weight, false);
-    if (!st) st = nbi_nn_collect_one(out, prefix, "bias", bn->bias, false);
-    if (!st) st = nbi_nn_collect_one(out, prefix, "running_mean", bn->running_mean, true);
-    if (!st) st = nbi_nn_collect_one(out, prefix, "running_var", bn->running_var, true);
-    if (!st) st = nbi_nn_collect_one(out, prefix, "num_batches_tracked", bn->num_batches_tracked, true);
-    return st;
-}
-
-static void batch_norm2d_destroy(nb_module *m)
-{
-    nb_batch_norm2d *bn = (nb_batch_norm2d *)m;
-    nbi_nn_free_tensor(bn->weight);
-    nbi_nn_free_tensor(bn->bias);
-    nbi_nn_free_tensor(bn->running_mean);
-    nbi_nn_free_tensor(bn->running_var);
-    nbi_nn_free_tensor(bn->num_batches_tracked);
-    free(bn);
-}
-
-static const nb_module_type batch_norm2d_type = {"BatchNorm2d", batch_norm2d_forward, batch_norm2d_collect, NULL,
-                                                 batch_norm2d_destroy};
+static const nb_module_type batch_norm2d_type = {"BatchNorm2d", batch_norm2d_forward, nbi_batch_norm_collect, NULL,
+                                                 nbi_batch_norm_destroy};
 
 nb_module *nb_batch_norm2d_new(int64_t num_features, double eps, double momentum, bool affine)
 {
-    const char *fn = "nb_batch_norm2d_new";
-    if (num_features < 1)
-        return nbi_error(NB_ERR_ARG, "%s: num_features must be >= 1, got %lld", fn, (long long)num_features);
-    if (!(eps >= 0 && isfinite(eps))) return nbi_error(NB_ERR_ARG, "%s: eps must be finite and >= 0, got %g", fn, eps);
-    if (!(momentum >= 0 && momentum <= 1))
-        return nbi_error(NB_ERR_ARG, "%s: momentum must be in [0, 1], got %g", fn, momentum);
-    nb_batch_norm2d *bn = nbi_nn_module_new(sizeof *bn, &batch_norm2d_type, fn);
-    if (!bn) return NULL;
-    bn->num_features = num_features;
-    bn->eps = eps;
-    bn->momentum = momentum;
-    bool ok = true;
-    if (affine) {
-        bn->weight = nbi_nn_param(1, &num_features, fn);
-        bn->bias = nbi_nn_param(1, &num_features, fn);
-        ok = bn->weight && bn->bias && nb_fill(bn->weight, 1.0) == NB_OK;
-    }
-    bn->running_mean = nbi_nn_own(nb_zeros(1, &num_features, NB_F32));
-    bn->running_var = nbi_nn_own(nb_ones(1, &num_features, NB_F32));
-    bn->num_batches_tracked = nbi_nn_own(nb_zeros(0, NULL, NB_I64));
-    if (!ok || !bn->running_mean || !bn->running_var || !bn->num_batches_tracked) {
-        batch_norm2d_destroy(&bn->base);
-        return NULL;
-    }
-    return &bn->base;
+    return nbi_batch_norm_new(&batch_norm2d_type, "nb_batch_norm2d_new", num_features, eps, momentum, affine);
 }
 
 /* ------------------------------------------------------------------------------------------------

@@ -27,4 +27,11 @@ nb_tensor *nbi_nn_end(nb_tensor *result);
 /* Allocates a zeroed module struct of `size` bytes with its type set and training on; NULL when out of memory. */
 void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn);
 
+/* Batch normalization modules (nn/norm.c), shared by BatchNorm1d and BatchNorm2d, which differ only in their type
+ * (name and forward): validates the arguments and creates the parameters and running statistics. */
+nb_module *nbi_batch_norm_new(const nb_module_type *type, const char *fn, int64_t num_features, double eps,
+                              double momentum, bool affine);
+nb_status nbi_batch_norm_collect(nb_module *m, const char *prefix, nb_param_list *out);
+void nbi_batch_norm_destroy(nb_module *m);
+
 #endif

@@ -158,7 +158,7 @@ static nb_tensor *batch_norm_forward(nb_module *m, nb_tensor *x)
     return nbi_nn_end(y);
 }
 
-static nb_status batch_norm_collect(nb_module *m, const char *prefix, nb_param_list *out)
+nb_status nbi_batch_norm_collect(nb_module *m, const char *prefix, nb_param_list *out)
 {
     nb_batch_norm1d *bn = (nb_batch_norm1d *)m;
     nb_status st = nbi_nn_collect_one(out, prefix, "weight", bn->weight, false);
@@ -169,7 +169,7 @@ static nb_status batch_norm_collect(nb_module *m, const char *prefix, nb_param_l
     return st;
 }
 
-static void batch_norm_destroy(nb_module *m)
+void nbi_batch_norm_destroy(nb_module *m)
 {
     nb_batch_norm1d *bn = (nb_batch_norm1d *)m;
     nbi_nn_free_tensor(bn->weight);
@@ -180,18 +180,18 @@ static void batch_norm_destroy(nb_module *m)
     free(bn);
 }
 
-static const nb_module_type batch_norm_type = {"BatchNorm1d", batch_norm_forward, batch_norm_collect, NULL,
-                                               batch_norm_destroy};
+static const nb_module_type batch_norm_type = {"BatchNorm1d", batch_norm_forward, nbi_batch_norm_collect, NULL,
+                                               nbi_batch_norm_destroy};
 
-nb_module *nb_batch_norm1d_new(int64_t num_features, double eps, double momentum, bool affine)
+nb_module *nbi_batch_norm_new(const nb_module_type *type, const char *fn, int64_t num_features, double eps,
+                              double momentum, bool affine)
 {
-    const char *fn = "nb_batch_norm1d_new";
     if (num_features < 1)
         return nbi_error(NB_ERR_ARG, "%s: num_features must be >= 1, got %lld", fn, (long long)num_features);
     if (check_eps(fn, eps)) return NULL;
     if (!(momentum >= 0 && momentum <= 1))
         return nbi_error(NB_ERR_ARG, "%s: momentum must be in [0, 1], got %g", fn, momentum);
-    nb_batch_norm1d *bn = nbi_nn_module_new(sizeof *bn, &batch_norm_type, fn);
+    nb_batch_norm1d *bn = nbi_nn_module_new(sizeof *bn, type, fn);
     if (!bn) return NULL;
     bn->num_features = num_features;
     bn->eps = eps;
@@ -206,8 +206,13 @@ nb_module *nb_batch_norm1d_new(int64_t num_features, double eps, double momentum
     bn->running_var = nbi_nn_own(nb_ones(1, &num_features, NB_F32));
     bn->num_batches_tracked = nbi_nn_own(nb_zeros(0, NULL, NB_I64));
     if (!ok || !bn->running_mean || !bn->running_var || !bn->num_batches_tracked) {
-        batch_norm_destroy(&bn->base);
+        nbi_batch_norm_destroy(&bn->base);
         return NULL;
     }
     return &bn->base;
+}
+
+nb_module *nb_batch_norm1d_new(int64_t num_features, double eps, double momentum, bool affine)
+{
+    return nbi_batch_norm_new(&batch_norm_type, "nb_batch_norm1d_new", num_features, eps, momentum, affine);
 }
