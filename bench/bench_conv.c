@@ -37,17 +37,9 @@ static void fail(void)
     exit(EXIT_FAILURE);
 }
 
-/* examples/mnist_cnn.c's build_model. */
 static nb_module *build_model(nb_generator *gen)
 {
-    nb_module *layers[] = {
-        nb_conv2d_new(1, 32, 3, 1, 0, 1, 1, true, gen),  nb_relu_layer_new(), nb_max_pool2d_new(2, 0, 0),
-        nb_conv2d_new(32, 64, 3, 1, 0, 1, 1, true, gen), nb_relu_layer_new(), nb_max_pool2d_new(2, 0, 0),
-        nb_flatten_layer_new(1, -1),
-        nb_linear_new(64 * 5 * 5, 128, true, gen),       nb_relu_layer_new(),
-        nb_linear_new(128, CLASSES, true, gen),
-    };
-    nb_module *model = nb_sequential_new((int)(sizeof layers / sizeof layers[0]), layers);
+    nb_module *model = ex_mnist_cnn_new(gen);
     if (!model) fail();
     return model;
 }

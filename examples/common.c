@@ -181,6 +181,18 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
     return sum / (double)count;
 }
 
+nb_module *ex_mnist_cnn_new(nb_generator *gen)
+{
+    nb_module *layers[] = {
+        nb_conv2d_new(1, 32, 3, 1, 0, 1, 1, true, gen),  nb_relu_layer_new(), nb_max_pool2d_new(2, 0, 0),
+        nb_conv2d_new(32, 64, 3, 1, 0, 1, 1, true, gen), nb_relu_layer_new(), nb_max_pool2d_new(2, 0, 0),
+        nb_flatten_layer_new(1, -1),
+        nb_linear_new(64 * 5 * 5, 128, true, gen),       nb_relu_layer_new(),
+        nb_linear_new(128, 10, true, gen),
+    };
+    return nb_sequential_new((int)(sizeof layers / sizeof layers[0]), layers);
+}
+
 double ex_now(void)
 {
     struct timespec ts;

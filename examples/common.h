@@ -40,6 +40,11 @@ typedef nb_tensor *(*ex_loss_fn)(nb_tensor *output, nb_tensor *target);
 double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn,
                       nb_progress *progress, int64_t epoch);
 
+/* The MNIST CNN of examples/mnist_cnn (also measured by bench/bench_conv): conv 3x3 1->32, ReLU, max-pool 2,
+ * conv 3x3 32->64, ReLU, max-pool 2, flatten, 1600->128, ReLU, 128->10, for (N, 1, 28, 28) input. NULL (with
+ * nabla's error) on failure. */
+nb_module *ex_mnist_cnn_new(nb_generator *gen);
+
 /* Seconds from a monotonic clock. */
 double ex_now(void);
 
