@@ -4,7 +4,8 @@
  *                 -> Flatten -> Linear 1600-128 -> ReLU -> Linear 128-10
  *
  * trained with Adam (lr 1e-3, optionally decayed after each epoch with --lr-decay) on mini-batches of 64 with the
- * cross-entropy loss, for 5 epochs. Test accuracy is printed after each epoch.
+ * cross-entropy loss, for 5 epochs on MNIST and 10 on Fashion-MNIST (a harder task: 5 epochs reach about 0.896,
+ * 10 about 0.914). Test accuracy is printed after each epoch.
  * With --save the parameters are written to a safetensors file, read back into a freshly built network, and
  * that network's test accuracy is reported too (it must be the same).
  *
@@ -49,10 +50,10 @@ int main(int argc, char **argv)
 {
     const char *dataset = "mnist", *save = NULL, *load = NULL, *data = NULL;
     double lr = 1e-3, lr_decay = 1.0;
-    int64_t batch = 64, epochs = 5, limit = 0, seed = 42;
+    int64_t batch = 64, epochs = -1, limit = 0, seed = 42;
     const ex_flag flags[] = {
         {"--dataset", EX_STRING, &dataset, "mnist (handwritten digits) or fashion (Fashion-MNIST)"},
-        {"--epochs", EX_INT, &epochs, "passes over the training set"},
+        {"--epochs", EX_INT, &epochs, "passes over the training set (-1: 5 for mnist, 10 for fashion)"},
         {"--batch", EX_INT, &batch, "mini-batch size"},
         {"--lr", EX_DOUBLE, &lr, "Adam's learning rate"},
         {"--lr-decay", EX_DOUBLE, &lr_decay, "factor applied to the learning rate after each epoch (1: constant)"},
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
     };
     ex_parse_flags(argc, argv, "mnist_cnn", "Trains a convolutional network on MNIST and reports its test accuracy.",
                    (int)(sizeof flags / sizeof flags[0]), flags);
-    if (batch <= 0 || epochs < 0 || limit < 0 || !(lr > 0) || !(lr_decay > 0 && lr_decay <= 1)) {
+    if (batch <= 0 || epochs < -1 || limit < 0 || !(lr > 0) || !(lr_decay > 0 && lr_decay <= 1)) {
         fprintf(stderr, "mnist_cnn: --batch and --lr must be positive, --lr-decay in (0, 1], --epochs and --limit non-negative\n");
         return 2;
     }
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *sub = fashion ? "fashion-mnist" : "mnist";
+    if (epochs < 0) epochs = fashion ? 10 : 5;
 
     const char *dir = nb_data_dir(data);
     ex_image_set set;
