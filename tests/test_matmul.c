@@ -5,88 +5,20 @@
 #include "kernels_matmul.h"
 
 /* ------------------------------------------------------------------------------------------------
- * The kernel. Operands live in buffers larger than the matrix, laid out in one of several ways; the
- * elements of C's buffer outside the matrix hold a sentinel that must survive.
+ * The kernel, through the checker shared with test_gemm.
  * ---------------------------------------------------------------------------------------------- */
-enum layout { ROW_MAJOR, COL_MAJOR, STRIDED, N_LAYOUTS };
-#define SENTINEL 12345.0
+#include "gemm_check.h"
 
-typedef struct strided {
-    int64_t rs, cs, span; /* strides and the buffer length they need */
-} strided;
-
-/* Rows get one element of padding (a leading dimension larger than the width); STRIDED has no unit stride. */
-static strided make_layout(enum layout l, int64_t rows, int64_t cols)
+static void check_gemm(int dtype_f64, int64_t M, int64_t N, int64_t K, int la, int lb, int lc, double alpha,
+                       double beta, nb_generator *g)
 {
-    strided s;
-    if (l == ROW_MAJOR) s = (strided){cols + 1, 1, 0};
-    else if (l == COL_MAJOR) s = (strided){1, rows + 1, 0};
-    else s = (strided){2 * cols + 1, 2, 0};
-    s.span = rows && cols ? (rows - 1) * s.rs + (cols - 1) * s.cs + 1 : 0;
-    return s;
+    char msg[256] = "";
+    bool ok = dtype_f64 ? check_double(M, N, K, la, lb, lc, alpha, beta, g, msg, sizeof msg)
+                        : check_float(M, N, K, la, lb, lc, alpha, beta, g, msg, sizeof msg);
+    ck_assert_msg(ok, "%s (M,N,K)=(%lld,%lld,%lld) layouts A %d B %d C %d alpha %g beta %g: %s",
+                  dtype_f64 ? "double" : "float", (long long)M, (long long)N, (long long)K, la, lb, lc, alpha, beta,
+                  msg);
 }
-
-static double uniform(nb_generator *g) { return 2 * nb_random_uniform(g) - 1; }
-
-/* Runs one (M, N, K) product in dtype T with the given layouts and alpha/beta, and compares every element
- * with a double-precision naive loop. The tolerance is the classic bound for a K-term dot product:
- * a few ulps times K times the sum of the magnitudes involved. */
-#define CHECK_GEMM(T, GEMM, EPS)                                                                            \
-    static void check_gemm_##T(int64_t M, int64_t N, int64_t K, enum layout la, enum layout lb,            \
-                               enum layout lc, double alpha, double beta, nb_generator *g)                  \
-    {                                                                                                       \
-        strided sa = make_layout(la, M, K), sb = make_layout(lb, K, N), sc = make_layout(lc, M, N);         \
-        size_t na = (size_t)sa.span + 1, nbb = (size_t)sb.span + 1, nc = (size_t)sc.span + 1;               \
-        T *A = malloc(na * sizeof(T)), *B = malloc(nbb * sizeof(T)), *C = malloc(nc * sizeof(T));           \
-        double *C0 = malloc(nc * sizeof(double));                                                           \
-        for (size_t i = 0; i < na; i++) A[i] = (T)uniform(g);                                               \
-        for (size_t i = 0; i < nbb; i++) B[i] = (T)uniform(g);                                              \
-        for (size_t i = 0; i < nc; i++) C[i] = (T)SENTINEL;                                                 \
-        for (int64_t i = 0; i < M; i++)                                                                     \
-            for (int64_t j = 0; j < N; j++)                                                                 \
-                C[i * sc.rs + j * sc.cs] = beta == 0 ? (T)NAN : (T)uniform(g); /* beta 0 must ignore NaN */ \
-        for (size_t i = 0; i < nc; i++) C0[i] = C[i];                                                       \
-        size_t ws = nbi_gemm_workspace(sizeof(T) == 4 ? NB_F32 : NB_F64, M, N, K);                          \
-        void *work = malloc(ws);                                                                            \
-        GEMM(M, N, K, (T)alpha, A, sa.rs, sa.cs, B, sb.rs, sb.cs, (T)beta, C, sc.rs, sc.cs, work);          \
-        /* one assertion per product (each passing ck_assert costs Check a system call) */                \
-        bool *inside = calloc(nc, 1), ok = true;                                                            \
-        char msg[256] = "";                                                                                 \
-        for (int64_t i = 0; i < M; i++)                                                                     \
-            for (int64_t j = 0; j < N; j++) {                                                               \
-                double dot = 0, mag = 0;                                                                    \
-                for (int64_t p = 0; p < K; p++) {                                                           \
-                    double x = (double)A[i * sa.rs + p * sa.cs] * (double)B[p * sb.rs + j * sb.cs];         \
-                    dot += x;                                                                               \
-                    mag += fabs(x);                                                                         \
-                }                                                                                           \
-                size_t at = (size_t)(i * sc.rs + j * sc.cs);                                                \
-                double c0 = beta == 0 ? 0 : C0[at];                                                         \
-                double want = alpha * dot + beta * c0;                                                      \
-                double tol = 4 * (EPS) * ((double)K + 2) * (fabs(alpha) * mag + fabs(beta * c0) + 1e-30);  \
-                if (ok && !(fabs((double)C[at] - want) <= tol)) {                                           \
-                    ok = false;                                                                             \
-                    snprintf(msg, sizeof msg, "C[%lld,%lld] = %.10g, expected %.10g (tolerance %.3g)",      \
-                             (long long)i, (long long)j, (double)C[at], want, tol);                         \
-                }                                                                                           \
-                inside[at] = true;                                                                          \
-            }                                                                                               \
-        for (size_t i = 0; i < nc && ok; i++)                                                               \
-            if (!inside[i] && C[i] != (T)SENTINEL) {                                                        \
-                ok = false;                                                                                 \
-                snprintf(msg, sizeof msg, "element %zu of C's buffer, outside the matrix, was written", i);  \
-            }                                                                                               \
-        ck_assert_msg(ok, "%s (M,N,K)=(%lld,%lld,%lld) layouts A %d B %d C %d alpha %g beta %g: %s", #T,    \
-                      (long long)M, (long long)N, (long long)K, la, lb, lc, alpha, beta, msg);              \
-        free(inside);                                                                                       \
-        free(work);                                                                                         \
-        free(A);                                                                                            \
-        free(B);                                                                                            \
-        free(C);                                                                                            \
-        free(C0);                                                                                           \
-    }
-CHECK_GEMM(float, nbi_gemm_f32, 1.2e-7)
-CHECK_GEMM(double, nbi_gemm_f64, 2.3e-16)
 
 /* Awkward sizes: 1s, primes, powers of two, and sizes crossing the kernel's blocking (MC 96, KC 256,
  * NC 1024) so that edge tiles, several K slices (accumulating on the first) and several blocks all run. */
@@ -110,8 +42,8 @@ START_TEST(gemm_matches_naive_loop)
                     for (int lc = 0; lc < 2; lc++) {
                         /* the big sizes only in a few combinations, to keep the test quick */
                         if (M * N * K > 20000 && (k > 1 || (la + lb + lc) % 2)) continue;
-                        check_gemm_float(M, N, K, la, lb, lc, alpha_beta[k][0], alpha_beta[k][1], &g);
-                        check_gemm_double(M, N, K, la, lb, lc, alpha_beta[k][0], alpha_beta[k][1], &g);
+                        check_gemm(0, M, N, K, la, lb, lc, alpha_beta[k][0], alpha_beta[k][1], &g);
+                        check_gemm(1, M, N, K, la, lb, lc, alpha_beta[k][0], alpha_beta[k][1], &g);
                     }
     }
 }
