@@ -60,6 +60,10 @@ bool nbi_index_in_range(const nbi_tensor *index, int64_t size, int64_t *bad)
         T *o = (T *)p[0];                                                                    \
         const T *x = (const T *)p[1];                                                        \
         const int64_t *ix = (const int64_t *)p[2];                                           \
+        if (s[0] == 1 && s[1] == 1 && s[2] == 0) { /* a whole row of index_select: one copy */ \
+            memcpy(o, x + ix[0] * ds, (size_t)n * sizeof(T));                                \
+            return;                                                                          \
+        }                                                                                    \
         for (int64_t i = 0; i < n; i++) o[i * s[0]] = x[i * s[1] + ix[i * s[2]] * ds];       \
     }
 GATHER_LOOP(gather_1, uint8_t)
