@@ -1,5 +1,5 @@
-/* GEMM micro-kernels for AVX-512 (32 zmm registers): 8 rows by 2 vectors of accumulators, 2 for a row of
- * B and one broadcast of A. Compiled for that target whatever the build flags; the dispatcher only calls it
+/* GEMM micro-kernels for AVX-512 (32 zmm registers): 8 rows (12 for a last row panel) by 2 vectors of
+ * accumulators, 2 for a row of B and one broadcast of A. Compiled for that target whatever the build flags; the dispatcher only calls it
  * when the CPU has the features. */
 #if defined(__x86_64__) && defined(__GNUC__)
 /* clang ignores GCC's target pragma; its own form applies the target to every function that follows. */
@@ -15,6 +15,8 @@
 #include "gemm_transpose_avx.h"
 
 #define MR 8
+/* 12 rows by 2 vectors still fit: 24 accumulators, 2 of B and a broadcast in 32 registers */
+#define MRX 12
 #define KC 256
 
 #define T float

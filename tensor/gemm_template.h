@@ -4,7 +4,9 @@
  *   KC, NC (cache blocks, NC a multiple of NR), VEC (vector type of VL lanes of T) and the vector operations
  *   VZERO(), VLOAD(p), VSTORE(p, v), VSET1(x), VMUL(a, b), VFMA(a, b, c) = a * b + c;
  *   optionally TRANSPOSE_BLOCK(src, ld, dst, ldd), a TB x TB in-register transpose (dst[k * ldd + r] =
- *   src[r * ld + k]) for packing a transposed B.
+ *   src[r * ld + k]) for packing a transposed B, and MRX (> MR), the most rows one micro-kernel call may take
+ *   when registers allow: a last row panel of up to MRX rows then runs as one call instead of an MR-row call
+ *   plus a mostly empty one (a 10-row product: one 10-row call rather than 8 rows, then 2 rows computed as 8).
  * It defines nbi_gemm_SUF and nbi_gemm_SUF_workspace (declared in gemm_internal.h).
  *
  * Loop nest of one stripe of C (rows r0..r1, columns c0..c1):
@@ -27,6 +29,10 @@
 /* Products below this many multiply-adds run on one thread: waking the pool would cost more than it saves. */
 #ifndef GT_PAR_MIN
 #define GT_PAR_MIN (1 << 20)
+#endif
+#ifndef MRX
+#define MRX MR
+#define GT_UNDEF_MRX
 #endif
 
 /* A's (mr, kc) panel into dst (kc groups of MR values, p-major), rows mr..MR zero. Only used when neither of
@@ -86,35 +92,36 @@ static void GT(pack_b)(int64_t kc, int64_t nc, const T *restrict B, int64_t rsb,
  * stored straight from the registers; edge tiles go through a buffer with the same vector arithmetic, so an
  * element's result does not depend on where the tile boundaries fall. */
 static inline __attribute__((always_inline)) void GT(ukernel_body)(int64_t kc, const T *a, int64_t ars, int64_t acs,
-                                                                  const T *restrict b, T alpha, T beta,
-                                                                  T *restrict c, int64_t rsc, int64_t csc,
-                                                                  int64_t mr, int64_t nr, const int nvu)
+                                                                  const T *restrict b, int64_t brs, T alpha,
+                                                                  T beta, T *restrict c, int64_t rsc, int64_t csc,
+                                                                  int64_t mr, int64_t nr, const int nvu,
+                                                                  const int rows)
 {
     enum { NV = NR / VL };
-    VEC acc[MR][NV];
-    const T *ai[MR];
+    VEC acc[MRX][NV];
+    const T *ai[MRX];
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < rows; i++) {
         ai[i] = a + (i < mr ? i : mr - 1) * ars;
 #pragma GCC unroll 8
         for (int j = 0; j < nvu; j++) acc[i][j] = VZERO();
     }
     int64_t off = 0;
-    for (int64_t p = 0; p < kc; p++, off += acs, b += NR) {
+    for (int64_t p = 0; p < kc; p++, off += acs, b += brs) {
         VEC bv[NV];
 #pragma GCC unroll 8
         for (int j = 0; j < nvu; j++) bv[j] = VLOAD(b + j * VL);
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             VEC av = VSET1(ai[i][off]);
 #pragma GCC unroll 8
             for (int j = 0; j < nvu; j++) acc[i][j] = VFMA(av, bv[j], acc[i][j]);
         }
     }
     VEC va = VSET1(alpha), vb = VSET1(beta);
-    if (mr == MR && nr == nvu * VL && csc == 1) {
+    if (mr == rows && nr == nvu * VL && csc == 1) {
 #pragma GCC unroll 32
-        for (int i = 0; i < MR; i++)
+        for (int i = 0; i < rows; i++)
 #pragma GCC unroll 8
             for (int j = 0; j < nvu; j++) {
                 T *cp = c + i * rsc + j * VL;
@@ -124,13 +131,13 @@ static inline __attribute__((always_inline)) void GT(ukernel_body)(int64_t kc, c
             }
         return;
     }
-    T tile[MR * NR] __attribute__((aligned(64)));
+    T tile[MRX * NR] __attribute__((aligned(64)));
     if (beta != 0) {
-        for (int i = 0; i < MR * NR; i++) tile[i] = 0;
+        for (int i = 0; i < rows * NR; i++) tile[i] = 0;
         for (int64_t i = 0; i < mr; i++)
             for (int64_t j = 0; j < nr; j++) tile[i * NR + j] = c[i * rsc + j * csc];
     }
-    for (int i = 0; i < MR; i++)
+    for (int i = 0; i < rows; i++)
         for (int j = 0; j < nvu; j++) {
             VEC t = alpha == 1 ? acc[i][j] : VMUL(va, acc[i][j]); /* 1 * x is x: same bits */
             if (beta != 0) t = VFMA(vb, VLOAD(tile + i * NR + j * VL), t);
@@ -141,15 +148,22 @@ static inline __attribute__((always_inline)) void GT(ukernel_body)(int64_t kc, c
 }
 
 /* The body specialised for the common A layouts (packed or transposed: ars 1; row-major: acs 1), where a
- * constant stride lets the compiler address every row from one index, and for narrow last panels. */
-#define GT_BODY(ARS, ACS)                                                                                      \
+ * constant stride lets the compiler address every row from one index, for narrow last panels, and for a last
+ * row panel taller than MR (only A read in place has one: see stripe). */
+#define GT_BODY_ROWS(ARS, ACS, ROWS)                                                                           \
     do {                                                                                                       \
         if (NR / VL == 2 && nr <= VL)                                                                          \
-            GT(ukernel_body)(kc, a, ARS, ACS, b, alpha, beta, c, rsc, csc, mr, nr, 1);                         \
+            GT(ukernel_body)(kc, a, ARS, ACS, b, brs, alpha, beta, c, rsc, csc, mr, nr, 1, ROWS);                   \
         else                                                                                                   \
-            GT(ukernel_body)(kc, a, ARS, ACS, b, alpha, beta, c, rsc, csc, mr, nr, NR / VL);                   \
+            GT(ukernel_body)(kc, a, ARS, ACS, b, brs, alpha, beta, c, rsc, csc, mr, nr, NR / VL, ROWS);             \
     } while (0)
-static void GT(ukernel)(int64_t kc, const T *a, int64_t ars, int64_t acs, const T *restrict b, T alpha, T beta,
+#define GT_BODY(ARS, ACS)                                                                                      \
+    do {                                                                                                       \
+        if (MRX > MR && mr > MR) GT_BODY_ROWS(ARS, ACS, MRX);                                                  \
+        else GT_BODY_ROWS(ARS, ACS, MR);                                                                       \
+    } while (0)
+static void GT(ukernel)(int64_t kc, const T *a, int64_t ars, int64_t acs, const T *restrict b, int64_t brs,
+                        T alpha, T beta,
                         T *restrict c, int64_t rsc, int64_t csc, int64_t mr, int64_t nr)
 {
     if (ars == 1) GT_BODY(1, acs);
@@ -157,6 +171,7 @@ static void GT(ukernel)(int64_t kc, const T *a, int64_t ars, int64_t acs, const 
     else GT_BODY(ars, acs);
 }
 #undef GT_BODY
+#undef GT_BODY_ROWS
 
 typedef struct GT(job) {
     int64_t M, N, K;
@@ -174,17 +189,45 @@ typedef struct GT(job) {
 static void GT(stripe)(const GT(job) * j, int64_t r0, int64_t r1, int64_t c0, int64_t c1, T *bp)
 {
     T ap[MR * KC] __attribute__((aligned(64)));
+    /* With a single row panel each element of B is used once: packing it would cost as much as the product, so
+     * row-major B is read in place (full panels only; a ragged last panel is still packed, zero-padded). */
+    bool a_in_place = j->rsa == 1 || j->csa == 1;
+    bool b_in_place = j->csb == 1 && r1 - r0 <= (a_in_place ? MRX : MR);
     for (int64_t jc = c0; jc < c1; jc += NC) {
         int64_t nc = c1 - jc < NC ? c1 - jc : NC;
         for (int64_t pc = 0; pc < j->K; pc += KC) {
             int64_t kc = j->K - pc < KC ? j->K - pc : KC;
             T beta = pc == 0 ? j->beta : 1; /* later slices accumulate onto the first */
+            if (b_in_place) {
+                const T *a = j->A + r0 * j->rsa + pc * j->csa;
+                int64_t ars = j->rsa, acs = j->csa;
+                if (!a_in_place) {
+                    GT(pack_a)(r1 - r0, kc, a, ars, acs, ap);
+                    a = ap;
+                    ars = 1;
+                    acs = MR;
+                }
+                T *c = j->C + r0 * j->rsc + jc * j->csc;
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const T *b = j->B + pc * j->rsb + jc + jr;
+                    int64_t brs = j->rsb;
+                    if (nr < NR) {
+                        GT(pack_b)(kc, nr, b, j->rsb, 1, bp);
+                        b = bp;
+                        brs = NR;
+                    }
+                    GT(ukernel)(kc, a, ars, acs, b, brs, j->alpha, beta, c + jr * j->csc, j->rsc, j->csc, r1 - r0,
+                                nr);
+                }
+                continue;
+            }
             GT(pack_b)(kc, nc, j->B + pc * j->rsb + jc * j->csb, j->rsb, j->csb, bp);
-            for (int64_t ir = r0; ir < r1; ir += MR) {
-                int64_t mr = r1 - ir < MR ? r1 - ir : MR;
-                /* A is read in place when one of its strides is 1, else packed */
+            for (int64_t ir = r0, mr; ir < r1; ir += mr) {
+                /* A is read in place when one of its strides is 1, else packed (in MR-row panels) */
                 const T *a = j->A + ir * j->rsa + pc * j->csa;
                 int64_t ars = j->rsa, acs = j->csa;
+                mr = r1 - ir <= (ars == 1 || acs == 1 ? MRX : MR) ? r1 - ir : MR;
                 if (ars != 1 && acs != 1) {
                     GT(pack_a)(mr, kc, a, ars, acs, ap);
                     a = ap;
@@ -193,8 +236,8 @@ static void GT(stripe)(const GT(job) * j, int64_t r0, int64_t r1, int64_t c0, in
                 }
                 T *c = j->C + ir * j->rsc + jc * j->csc;
                 for (int64_t jr = 0; jr < nc; jr += NR)
-                    GT(ukernel)(kc, a, ars, acs, bp + jr * kc, j->alpha, beta, c + jr * j->csc, j->rsc, j->csc, mr,
-                                nc - jr < NR ? nc - jr : NR);
+                    GT(ukernel)(kc, a, ars, acs, bp + jr * kc, NR, j->alpha, beta, c + jr * j->csc, j->rsc, j->csc,
+                                mr, nc - jr < NR ? nc - jr : NR);
             }
         }
     }
@@ -255,6 +298,10 @@ void GT(nbi_gemm)(int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t 
     else nbi_parallel_for(j.nstripes, 1, GT(run_stripes), &j);
 }
 
+#ifdef GT_UNDEF_MRX
+#undef MRX
+#undef GT_UNDEF_MRX
+#endif
 #undef GT
 #undef GT_CAT
 #undef GT_CAT2

@@ -6,13 +6,15 @@
 
 #include "gemm_check.h"
 
-/* Sizes around every register tile (6, 8, 16, 32 and one more or less), primes, K = 0, and sizes crossing
+/* Sizes around every register tile (6, 8, 12, 16, 32 and one more or less), primes, K = 0, and sizes crossing
  * the cache blocks (KC 256, NC 256/512) so that several K slices and column blocks run. */
 static const int64_t sizes[][3] = {
     {1, 1, 1},    {2, 3, 1},    {1, 5, 7},     {7, 1, 3},    {6, 16, 8},   {7, 17, 9},   {8, 32, 5},
     {9, 33, 3},   {5, 31, 2},   {13, 15, 17},  {16, 64, 1},  {17, 65, 19}, {23, 29, 31}, {37, 41, 43},
     {47, 53, 11}, {59, 61, 67}, {64, 64, 64},  {65, 67, 63}, {3, 7, 257},  {9, 37, 513}, {12, 520, 5},
     {2, 3, 0},    {0, 4, 5},    {6, 0, 3},     {33, 530, 260},
+    /* one row panel of up to 12 rows (B then read in place), and a last panel of 9-12 rows after full ones */
+    {10, 66, 300}, {11, 96, 7},  {20, 45, 9},   {28, 33, 12},
 };
 static const double alpha_beta[][2] = {{1, 0}, {0.5, -1.5}, {-2, 1}, {1, 1}, {0, 0.75}, {0, 0}};
 
