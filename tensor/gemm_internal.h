@@ -18,6 +18,10 @@ GEMM_DECLARE(float, f32_avx2)
 GEMM_DECLARE(double, f64_avx2)
 GEMM_DECLARE(float, f32_avx512)
 GEMM_DECLARE(double, f64_avx512)
+/* gemm_narrow_avx512.c: M, N, K >= 1, N <= NBI_GEMM_NARROW_N, A's rows (csa 1) and B's columns (rsb 1) contiguous */
+#define NBI_GEMM_NARROW_N 16
+void nbi_gemm_narrow_f32_avx512(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t rsa,
+                                const float *B, int64_t csb, float beta, float *C, int64_t rsc, int64_t csc);
 #endif
 #undef GEMM_DECLARE
 

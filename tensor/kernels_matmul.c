@@ -133,6 +133,12 @@ void nbi_gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float *A, 
                   void *work)
 {
     if (small_f32(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc)) return;
+#ifdef NBI_GEMM_X86
+    if (N <= NBI_GEMM_NARROW_N && csa == 1 && rsb == 1 && nbi_gemm_isa() == NBI_ISA_AVX512) {
+        nbi_gemm_narrow_f32_avx512(M, N, K, alpha, A, rsa, B, csb, beta, C, rsc, csc);
+        return;
+    }
+#endif
     PICK(nbi_gemm_f32, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, work);
 }
 

@@ -127,8 +127,10 @@ SAME_BITS(double, nbi_gemm_f64)
 
 START_TEST(thread_counts_give_identical_bits)
 {
-    /* above the 2^20 multiply-adds from which a product is split: by columns, by rows (tall and narrow) */
-    static const int64_t big[][3] = {{70, 300, 60}, {1400, 20, 40}, {67, 530, 257}, {300, 37, 300}};
+    /* above the 2^20 multiply-adds from which a product is split: by columns, by rows (tall and narrow), and
+     * by row pairs (the narrow AVX-512 path, N <= 16, odd M) */
+    static const int64_t big[][3] = {{70, 300, 60}, {1400, 20, 40}, {67, 530, 257}, {300, 37, 300},
+                                     {2999, 10, 70}};
     nb_generator g;
     nb_generator_seed(&g, 5);
     nbi_isa isas[3];
