@@ -159,7 +159,12 @@ static inline __attribute__((always_inline)) void GT(ukernel_body)(int64_t kc, c
     } while (0)
 #define GT_BODY(ARS, ACS)                                                                                      \
     do {                                                                                                       \
-        if (MRX > MR && mr > MR) GT_BODY_ROWS(ARS, ACS, MRX);                                                  \
+        if (MRX >= MR + 4 && mr > MR) { /* as many rows as there are, up to MR + 4 */                          \
+            if (mr == MR + 1) GT_BODY_ROWS(ARS, ACS, MR + 1);                                                  \
+            else if (mr == MR + 2) GT_BODY_ROWS(ARS, ACS, MR + 2);                                             \
+            else if (mr == MR + 3) GT_BODY_ROWS(ARS, ACS, MR + 3);                                             \
+            else GT_BODY_ROWS(ARS, ACS, MRX);                                                                  \
+        } else if (MRX > MR && mr > MR) GT_BODY_ROWS(ARS, ACS, MRX);                                           \
         else GT_BODY_ROWS(ARS, ACS, MR);                                                                       \
     } while (0)
 static void GT(ukernel)(int64_t kc, const T *a, int64_t ars, int64_t acs, const T *restrict b, int64_t brs,
