@@ -36,8 +36,8 @@ nb_status nbi_nn_join(char out[NB_NAME_MAX], const char *prefix, const char *nam
     int n = (prefix && *prefix) ? snprintf(out, NB_NAME_MAX, "%s.%s", prefix, name)
                                 : snprintf(out, NB_NAME_MAX, "%s", name);
     if (n < 0 || n >= NB_NAME_MAX)
-        return nbi_fail(NB_ERR_ARG, "%s: name \"%s.%s\" is longer than %d characters", fn, prefix, name,
-                        NB_NAME_MAX - 1);
+        return nbi_fail(NB_ERR_ARG, "%s: name \"%s%s%s\" is longer than %d characters", fn, prefix ? prefix : "",
+                        prefix && *prefix ? "." : "", name, NB_NAME_MAX - 1);
     return NB_OK;
 }
 
