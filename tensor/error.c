@@ -28,7 +28,7 @@ const char *nb_status_name(nb_status status)
     static const char *const names[] = {
         "NB_OK",        "NB_ERR_NULL",  "NB_ERR_FREED", "NB_ERR_ARG",   "NB_ERR_SHAPE",
         "NB_ERR_DTYPE", "NB_ERR_INDEX", "NB_ERR_VALUE", "NB_ERR_NOMEM", "NB_ERR_STATE",
-        "NB_ERR_IO",    "NB_ERR_FORMAT", "NB_ERR_GRADCHECK"};
+        "NB_ERR_IO",    "NB_ERR_FORMAT", "NB_ERR_GRADCHECK", "NB_ERR_COMM"};
     if ((unsigned)status >= sizeof names / sizeof names[0]) return "NB_ERR_?";
     return names[status];
 }

@@ -93,7 +93,8 @@ typedef enum nb_status {
     NB_ERR_STATE,     /* the call is not valid now (scope mismatch, graph already released, ...) */
     NB_ERR_IO,        /* reading or writing a file failed */
     NB_ERR_FORMAT,    /* a file's contents are malformed */
-    NB_ERR_GRADCHECK  /* nb_gradcheck found a mismatch */
+    NB_ERR_GRADCHECK, /* nb_gradcheck found a mismatch */
+    NB_ERR_COMM       /* communication with other ranks failed or timed out (nb_dist.h) */
 } nb_status;
 
 /* Message of the last error recorded on this thread, or "" when none. The text stays valid until the
