@@ -97,6 +97,16 @@ NB_API nb_batch_iter *nb_batch_iter_new(nb_tensor *x, nb_tensor *y, int64_t batc
  * epoch (reshuffled). y_batch may be NULL; *y_batch is NULL when y is. On an error (x or y freed, ...) it
  * returns false with the error recorded and the epoch does not advance. */
 NB_API bool nb_batch_iter_next(nb_batch_iter *it, nb_tensor **x_batch, nb_tensor **y_batch);
+/* Restricts the iterator to shard `rank` of `world_size` (data-parallel training, like PyTorch's
+ * DistributedSampler): every rank draws the same epoch order (same seed), the order is made divisible by
+ * world_size (padded by repeating its first rows, or truncated when drop_last is on), and rank r takes the
+ * positions r, r + world_size, r + 2 * world_size, ... of it. So the shards of one epoch are disjoint (up to the
+ * padding), cover every row, and give every rank the same number of batches; the ranks' k-th batches of B rows
+ * together are exactly the rows of the single-process k-th batch of world_size * B rows. Call it before the first
+ * nb_batch_iter_next (NB_ERR_STATE after); NB_ERR_ARG unless 0 <= rank < world_size. nb_dist_batch_iter_new
+ * (nb_dist.h) does this with the process's rank. */
+NB_API nb_status nb_batch_iter_shard(nb_batch_iter *it, int rank, int world_size);
+/* Batches per epoch (of this rank's shard when sharded). */
 NB_API int64_t nb_batch_iter_batches_per_epoch(const nb_batch_iter *it);
 /* Number of epochs completed so far (the index, from 0, of the epoch being iterated). */
 NB_API int64_t nb_batch_iter_epoch(const nb_batch_iter *it);

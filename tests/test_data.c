@@ -500,6 +500,189 @@ START_TEST(batch_iterator_errors)
 }
 END_TEST
 
+/* Sharding (data-parallel training): rank r of W takes the positions r, r + W, ... of the single-process epoch
+ * order, padded by wrapping around to its start (or truncated with drop_last). The reference order is that of an
+ * unsharded iterator with the same seed. */
+static void single_process_order(nb_tensor *x, nb_tensor *y, uint64_t seed, int epochs, int64_t order[][64])
+{
+    nb_batch_iter *it = nb_batch_iter_new(x, y, 64, true, false, seed);
+    ck_assert_ptr_nonnull(it);
+    int64_t sizes[4], served;
+    for (int e = 0; e < epochs; e++) run_epoch(it, order[e], &served, sizes);
+    nb_batch_iter_free(it);
+}
+
+START_TEST(batch_iterator_shard_pads_by_wrapping)
+{
+    nb_tensor *x, *y;
+    make_data(10, &x, &y);
+    int64_t ref[2][64], order[64], sizes[16], served;
+    single_process_order(x, y, 21, 2, ref);
+    int seen[2][10] = {{0}};
+    for (int r = 0; r < 3; r++) {
+        nb_batch_iter *it = nb_batch_iter_new(x, y, 2, true, false, 21);
+        ck_assert_ok(nb_batch_iter_shard(it, r, 3));
+        ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 2); /* ceil(10 / 3) = 4 rows each */
+        for (int e = 0; e < 2; e++) {
+            ck_assert_int_eq(run_epoch(it, order, &served, sizes), 2);
+            ck_assert_int_eq(served, 4);
+            for (int64_t p = 0; p < served; p++) {
+                ck_assert_int_eq(order[p], ref[e][(r + 3 * p) % 10]);
+                seen[e][order[p]]++;
+            }
+        }
+        nb_batch_iter_free(it);
+    }
+    /* every row served; the two padding rows are the first two of the epoch's order, served twice */
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < 10; i++)
+            ck_assert_int_eq(seen[e][i], (i == ref[e][0] || i == ref[e][1]) ? 2 : 1);
+    ck_assert(memcmp(ref[0], ref[1], 10 * sizeof ref[0][0]) != 0); /* epochs are reshuffled */
+
+    /* fewer rows than ranks: every rank still gets a batch */
+    nb_tensor *x1, *y1;
+    make_data(1, &x1, &y1);
+    for (int r = 0; r < 3; r++) {
+        nb_batch_iter *it = nb_batch_iter_new(x1, y1, 4, true, false, 5);
+        ck_assert_ok(nb_batch_iter_shard(it, r, 3));
+        ck_assert_int_eq(run_epoch(it, order, &served, sizes), 1);
+        ck_assert_int_eq(order[0], 0);
+        nb_batch_iter_free(it);
+    }
+    nb_free(x1);
+    nb_free(y1);
+    nb_free(x);
+    nb_free(y);
+}
+END_TEST
+
+START_TEST(batch_iterator_shard_drop_last_truncates)
+{
+    nb_tensor *x, *y;
+    make_data(10, &x, &y);
+    int64_t ref[1][64], order[64], sizes[16], served;
+    single_process_order(x, y, 8, 1, ref);
+    int seen[10] = {0};
+    for (int r = 0; r < 3; r++) {
+        nb_batch_iter *it = nb_batch_iter_new(x, y, 1, true, true, 8);
+        ck_assert_ok(nb_batch_iter_shard(it, r, 3));
+        ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 3);
+        ck_assert_int_eq(run_epoch(it, order, &served, sizes), 3);
+        for (int64_t p = 0; p < served; p++) {
+            ck_assert_int_eq(order[p], ref[0][r + 3 * p]);
+            seen[order[p]]++;
+        }
+        nb_batch_iter_free(it);
+        /* drop_last also drops the shard's last incomplete batch: 3 rows in batches of 2 */
+        it = nb_batch_iter_new(x, y, 2, true, true, 8);
+        ck_assert_ok(nb_batch_iter_shard(it, r, 3));
+        ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 1);
+        ck_assert_int_eq(run_epoch(it, order, &served, sizes), 1);
+        nb_batch_iter_free(it);
+    }
+    /* disjoint, and only the last position of the order (10 is not divisible by 3) is left out */
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(seen[i], i == ref[0][9] ? 0 : 1);
+
+    /* fewer rows than ranks with drop_last: nothing at all, on every rank alike */
+    nb_tensor *x1, *y1;
+    make_data(2, &x1, &y1);
+    nb_batch_iter *it = nb_batch_iter_new(x1, y1, 1, false, true, 0);
+    ck_assert_ok(nb_batch_iter_shard(it, 2, 3));
+    ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 0);
+    ck_assert_int_eq(run_epoch(it, order, &served, sizes), 0);
+    nb_batch_iter_free(it);
+    nb_free(x1);
+    nb_free(y1);
+    nb_free(x);
+    nb_free(y);
+}
+END_TEST
+
+/* The data-parallel identity: the ranks' k-th batches of B rows are, interleaved, the single-process k-th batch of
+ * W * B rows, so W ranks at batch B take the same steps as one process at batch W * B. */
+START_TEST(batch_iterator_shard_interleaves_into_the_big_batch)
+{
+    nb_tensor *x, *y;
+    make_data(24, &x, &y);
+    const int W = 2, B = 3;
+    for (int shuffle = 0; shuffle < 2; shuffle++) {
+        nb_batch_iter *big = nb_batch_iter_new(x, y, W * B, shuffle, false, 77);
+        nb_batch_iter *rank[2];
+        for (int r = 0; r < W; r++) {
+            rank[r] = nb_batch_iter_new(x, y, B, shuffle, false, 77);
+            ck_assert_ok(nb_batch_iter_shard(rank[r], r, W));
+            ck_assert_int_eq(nb_batch_iter_batches_per_epoch(rank[r]), nb_batch_iter_batches_per_epoch(big));
+        }
+        for (int e = 0; e < 2; e++) {
+            int batches = 0;
+            nb_tensor *xb, *yb;
+            while (nb_batch_iter_next(big, &xb, &yb)) {
+                for (int r = 0; r < W; r++) {
+                    nb_tensor *xr, *yr;
+                    ck_assert(nb_batch_iter_next(rank[r], &xr, &yr));
+                    ck_assert_int_eq(nb_size(xr, 0), B);
+                    for (int j = 0; j < B; j++) {
+                        ck_assert(nb_get(xr, (int64_t[]){j, 0}) == nb_get(xb, (int64_t[]){r + W * j, 0}));
+                        ck_assert(nb_get(yr, (int64_t[]){j}) == nb_get(yb, (int64_t[]){r + W * j}));
+                    }
+                    nb_free(xr);
+                    nb_free(yr);
+                }
+                nb_free(xb);
+                nb_free(yb);
+                batches++;
+            }
+            ck_assert_int_eq(batches, 4);
+            for (int r = 0; r < W; r++) ck_assert(!nb_batch_iter_next(rank[r], &xb, &yb)); /* same epoch end */
+        }
+        nb_batch_iter_free(big);
+        for (int r = 0; r < W; r++) nb_batch_iter_free(rank[r]);
+    }
+    /* a world of one is the plain iterator */
+    int64_t a[64], b[64], sizes[16], na, nb_;
+    nb_batch_iter *plain = nb_batch_iter_new(x, y, 5, true, false, 3), *one = nb_batch_iter_new(x, y, 5, true, false, 3);
+    ck_assert_ok(nb_batch_iter_shard(one, 0, 1));
+    ck_assert_int_eq(run_epoch(plain, a, &na, sizes), run_epoch(one, b, &nb_, sizes));
+    ck_assert_int_eq(na, 24);
+    ck_assert_int_eq(nb_, 24);
+    ck_assert(memcmp(a, b, 24 * sizeof a[0]) == 0);
+    nb_batch_iter_free(plain);
+    nb_batch_iter_free(one);
+    nb_free(x);
+    nb_free(y);
+}
+END_TEST
+
+START_TEST(batch_iterator_shard_errors)
+{
+    nb_tensor *x, *y;
+    make_data(6, &x, &y);
+    ck_assert_int_eq(nb_batch_iter_shard(NULL, 0, 2), NB_ERR_NULL);
+    ck_assert_error(NB_ERR_NULL, "nb_batch_iter_shard", "iterator");
+    nb_batch_iter *it = nb_batch_iter_new(x, y, 2, true, false, 0);
+    ck_assert_int_eq(nb_batch_iter_shard(it, 2, 2), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_batch_iter_shard", "rank 2", "world_size 2");
+    ck_assert_int_eq(nb_batch_iter_shard(it, -1, 2), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_batch_iter_shard", "rank -1");
+    ck_assert_int_eq(nb_batch_iter_shard(it, 0, 0), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_batch_iter_shard", "world_size 0");
+    ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 3); /* a failed call changes nothing */
+    /* sharding again before the first batch replaces the previous shard */
+    ck_assert_ok(nb_batch_iter_shard(it, 1, 3));
+    ck_assert_ok(nb_batch_iter_shard(it, 1, 2));
+    ck_assert_int_eq(nb_batch_iter_batches_per_epoch(it), 2);
+    nb_tensor *xb, *yb;
+    ck_assert(nb_batch_iter_next(it, &xb, &yb));
+    nb_free(xb);
+    nb_free(yb);
+    ck_assert_int_eq(nb_batch_iter_shard(it, 0, 2), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_batch_iter_shard", "already");
+    nb_batch_iter_free(it);
+    nb_free(x);
+    nb_free(y);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------
  * Metrics
  * ---------------------------------------------------------------------------------------------- */
@@ -763,6 +946,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, batch_iterator_without_y_and_strided_x);
     tcase_add_test(tc, batch_iterator_keeps_memory_flat);
     tcase_add_test(tc, batch_iterator_errors);
+    tcase_add_test(tc, batch_iterator_shard_pads_by_wrapping);
+    tcase_add_test(tc, batch_iterator_shard_drop_last_truncates);
+    tcase_add_test(tc, batch_iterator_shard_interleaves_into_the_big_batch);
+    tcase_add_test(tc, batch_iterator_shard_errors);
     tcase_add_test(tc, accuracy_values_and_errors);
     tcase_add_test(tc, confusion_matches_scikit_learn);
     tcase_add_test(tc, confusion_zero_division);
