@@ -54,6 +54,16 @@ static inline void nbi_drop_temp(nbi_tensor *tmp, const nbi_tensor *original)
 /* Adds src into dst in place (same float dtype; src broadcasts to dst). */
 void nbi_add_inplace(nbi_tensor *dst, const nbi_tensor *src);
 
+/* Called during a backward pass on the calling thread as soon as a leaf's .grad holds its final value for that pass
+ * (the last node that consumes the leaf has delivered), once per leaf that requires grad and is reached; lets
+ * dist/ start sending gradients while backward still runs. Before the first of these, once the graph is known, it
+ * is called with leaf NULL: then (and until the next pass) nbi_leaf_reached tells whether the pass reaches a leaf,
+ * so that the caller can treat the leaves it does not reach as final at once. NULL turns the hook off. nb_grad_of
+ * does not call it. */
+typedef void (*nbi_leaf_ready_fn)(nbi_tensor *leaf, void *ctx);
+void nbi_set_leaf_ready_hook(nbi_leaf_ready_fn fn, void *ctx);
+bool nbi_leaf_reached(const nbi_tensor *leaf);
+
 /* Anomaly detection (autograd/anomaly.c; see nb_set_detect_anomaly). nbi_anomaly_forward checks an op's output
  * (called by nbi_record when detection is on and no backward runs); nbi_anomaly_backward checks the gradient a
  * node's backward returned for input i. Both record an NB_ERR_VALUE error and return it on an anomaly. */

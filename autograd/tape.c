@@ -263,6 +263,50 @@ static nb_status topo_sort(const char *fn, nbi_tensor *root, growable *order)
     return st;
 }
 
+/* The leaf-ready hook (nbi_set_leaf_ready_hook). */
+static _Thread_local nbi_leaf_ready_fn leaf_ready_fn;
+static _Thread_local void *leaf_ready_ctx;
+static _Thread_local uint64_t leaf_ready_epoch; /* the mark of the leaves the current pass reaches */
+
+void nbi_set_leaf_ready_hook(nbi_leaf_ready_fn fn, void *ctx)
+{
+    leaf_ready_fn = fn;
+    leaf_ready_ctx = ctx;
+}
+
+typedef struct ready_leaf {
+    size_t node; /* index in the sorted order of the leaf's last consumer to run */
+    nbi_tensor *leaf;
+} ready_leaf;
+
+/* Pairs each leaf that requires grad with its consumer that backward runs last: the one with the lowest index in
+ * the order, since the pass walks it from the end. Filled by ascending index, so the pass finds the leaves its
+ * current node completes at the end of the list. Leaves never get a visit mark from the sort, so a fresh epoch
+ * marks the ones already listed. */
+static nb_status find_last_consumers(nbi_tensor *const *nodes, size_t n, growable *out)
+{
+    uint64_t epoch = atomic_fetch_add(&epoch_counter, 1) + 1;
+    leaf_ready_epoch = epoch;
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < nodes[i]->n_inputs; j++) {
+            nbi_tensor *in = nodes[i]->inputs[j];
+            if (in->op || !in->requires_grad || in->visit_epoch == epoch) continue;
+            in->visit_epoch = epoch;
+            ready_leaf r = {i, in};
+            if (!grow_push(out, &r)) return NB_ERR_NOMEM;
+        }
+    return NB_OK;
+}
+
+bool nbi_leaf_reached(const nbi_tensor *leaf) { return !leaf->op && leaf->visit_epoch == leaf_ready_epoch; }
+
+/* Calls the hook for the leaves whose last consumer, node `index`, has just delivered its gradients. */
+static void fire_ready(nbi_leaf_ready_fn hook, const growable *ready, size_t *left, size_t index)
+{
+    const ready_leaf *r = ready->items;
+    for (; *left > 0 && r[*left - 1].node == index; (*left)--) hook(r[*left - 1].leaf, leaf_ready_ctx);
+}
+
 /* Gradient of shape/dtype not matching its tensor: a bug in an op's backward formula. */
 static nb_status check_grad(const char *fn, const nbi_tensor *node, int i, const nbi_tensor *in, const nbi_tensor *g)
 {
@@ -368,13 +412,21 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
     ts->backward_depth++;
     nbi_tensor **nodes = order.items;
     nbi_trace *trace = st == NB_OK ? nbi_trace_begin(fn, root, nodes, order.n) : NULL; /* NULL unless tracing */
+    nbi_leaf_ready_fn hook = cap ? NULL : leaf_ready_fn;
+    growable ready = {.elsize = sizeof(ready_leaf)};
+    if (st == NB_OK && hook) st = find_last_consumers(nodes, order.n, &ready);
+    if (st == NB_OK && hook) hook(NULL, leaf_ready_ctx);
+    size_t ready_left = ready.n;
     size_t i = order.n;
     if (st == NB_OK) st = add_pending(root, seed);
     for (; st == NB_OK && i > 0; i--) {
         nbi_tensor *node = nodes[i - 1];
         nbi_tensor *g = node->pending_grad;
         node->pending_grad = NULL;
-        if (!g) continue;
+        if (!g) {
+            if (hook) fire_ready(hook, &ready, &ready_left, i - 1);
+            continue;
+        }
         int k = capture_index(cap, node);
         if (k >= 0) st = capture_add(cap, k, g);
         else if (node->retains_grad && !cap) st = accumulate(node, g, create_graph);
@@ -421,6 +473,8 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         if (gin != grad_in) nbi_free(gin, (size_t)node->n_inputs * sizeof *gin);
         nbi_release(g);
         nbi_scope_end();
+        /* before release_graph, which may drop the last reference to a leaf the user has freed */
+        if (st == NB_OK && hook) fire_ready(hook, &ready, &ready_left, i - 1);
         if (st == NB_OK && !retain) release_graph(node);
     }
     /* On failure, drop the sums still waiting in unprocessed nodes. */
@@ -432,6 +486,7 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
     for (size_t j = order.n; j > 0; j--) nbi_release(nodes[j - 1]);
     if (trace) nbi_trace_end(trace);
     ts->backward_depth--;
+    grow_free(&ready);
     grow_free(&order);
     return st;
 }
