@@ -3,7 +3,8 @@
  *   nb_autograd.h the tape, backward, gradient checking and the differentiable ops
  *   nb_nn.h       parameter lists, modules, layers, initializers, losses, safetensors checkpoints
  *   nb_optim.h    optimizers, learning-rate schedules, gradient clipping, early stopping
- *   nb_data.h     data set readers, batches, preprocessing, splits, metrics, progress display */
+ *   nb_data.h     data set readers, batches, preprocessing, splits, metrics, progress display
+ *   nb_dist.h     data-parallel training over several processes or machines (MPI, optional) */
 #ifndef NABLA_H
 #define NABLA_H
 
@@ -12,5 +13,6 @@
 #include "nb_nn.h"
 #include "nb_optim.h"
 #include "nb_data.h"
+#include "nb_dist.h"
 
 #endif
