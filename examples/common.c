@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void usage(const char *program, const char *summary, int n, const ex_flag *flags)
 {
@@ -30,6 +31,8 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
             usage(program, summary, n, flags);
+            fflush(stdout);
+            nb_dist_finalize(); /* under mpirun, a rank that exits without it counts as failed */
             exit(0);
         }
         const ex_flag *f = NULL;
@@ -70,11 +73,18 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
     }
 }
 
-static void die(const char *program)
+_Noreturn void ex_fail(const char *program)
 {
+    if (nb_dist_world_size() > 1) {
+        char message[4096];
+        snprintf(message, sizeof message, "%s: %s", program, nb_last_error());
+        nb_dist_abort(EXIT_FAILURE, message);
+    }
     fprintf(stderr, "%s: %s\n", program, nb_last_error());
     exit(EXIT_FAILURE);
 }
+
+static void die(const char *program) { ex_fail(program); }
 
 /* NULL when the file is absent, so that a missing data set is a skip rather than a failure. */
 static nb_tensor *read_idx(const char *program, const char *dir, const char *sub, const char *name)
@@ -127,26 +137,50 @@ double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tenso
 {
     const int64_t chunk = 1000;
     int64_t n = nb_size(x, 0), correct = 0;
+    int world = nb_dist_world_size(), rank = nb_dist_rank();
+    int64_t first = n * rank / world, end = n * (rank + 1) / world; /* this rank's rows */
+    /* With several ranks the predictions go to a matrix of this rank's own, summed over the ranks below. */
+    nb_confusion *mine = c && world > 1 ? nb_confusion_new(c->num_classes) : c;
+    if (c && !mine) die(program);
     nb_module_train(model, false);
     nb_no_grad_begin();
-    for (int64_t start = 0; start < n; start += chunk) {
-        int64_t len = n - start < chunk ? n - start : chunk;
+    for (int64_t start = first; start < end; start += chunk) {
+        int64_t len = end - start < chunk ? end - start : chunk;
         nb_scope_begin();
         nb_tensor *yb = nb_narrow(y, 0, start, len);
         nb_tensor *pred = nb_argmax(nb_forward(model, nb_narrow(x, 0, start, len)), 1, false);
         if (!pred) die(program);
         correct += (int64_t)(nb_accuracy(pred, yb) * (double)len + 0.5);
-        if (c && nb_confusion_add(c, pred, yb) != NB_OK) die(program);
+        if (mine && nb_confusion_add(mine, pred, yb) != NB_OK) die(program);
         nb_scope_end();
     }
     nb_no_grad_end();
     nb_module_train(model, true);
+    if (world > 1) {
+        /* Counts are exact in doubles (below 2^53). */
+        int64_t cells = c ? c->num_classes * c->num_classes : 0;
+        double *sums = calloc((size_t)(1 + cells), sizeof *sums);
+        if (!sums) {
+            fprintf(stderr, "%s: out of memory\n", program);
+            nb_dist_abort(EXIT_FAILURE, NULL);
+        }
+        sums[0] = (double)correct;
+        for (int64_t i = 0; i < cells; i++) sums[1 + i] = (double)mine->counts[i];
+        if (nb_dist_allreduce_sum(sums, 1 + cells) != NB_OK) die(program);
+        correct = (int64_t)sums[0];
+        for (int64_t i = 0; i < cells; i++) c->counts[i] += (int64_t)sums[1 + i];
+        free(sums);
+        if (mine != c) nb_confusion_free(mine);
+    }
     return (double)correct / (double)n;
 }
 
 double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn,
                       nb_progress *progress, int64_t epoch)
 {
+    int world = nb_dist_world_size();
+    nb_param_list *params = NULL; /* what the gradients are averaged over, with several ranks */
+    if (world > 1 && !(params = nb_module_parameters(model))) die(program);
     double sum = 0;
     int64_t count = 0;
     nb_clear_error(); /* so that the status after the loop tells an iterator error from the epoch's end */
@@ -161,7 +195,9 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
         nb_tensor *loss = loss_fn(output, yb);
         if (!loss) die(program);
         nb_optimizer_zero_grad(opt);
-        if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) die(program);
+        if (nb_backward(loss) != NB_OK) die(program);
+        if (params && nb_dist_allreduce_grads(params) != NB_OK) die(program);
+        if (nb_optimizer_step(opt) != NB_OK) die(program);
         int64_t n = nb_shape(xb)[0];
         double value = nb_item(loss);
         sum += value * (double)n;
@@ -173,12 +209,157 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
                 acc = nb_accuracy(nb_argmax(output, 1, false), yb);
                 nb_no_grad_end();
             }
-            nb_progress_update(progress, epoch, step, n, value, acc);
+            nb_progress_update(progress, epoch, step, n * world, value, acc);
         }
         nb_scope_end();
     }
     if (nb_last_status() != NB_OK) die(program);
+    if (params) {
+        double totals[2] = {sum, (double)count};
+        if (nb_dist_allreduce_sum(totals, 2) != NB_OK) die(program);
+        sum = totals[0];
+        count = (int64_t)totals[1];
+        nb_param_list_free(params);
+    }
     return sum / (double)count;
+}
+
+void ex_dist_init(const char *program, int *argc, char ***argv)
+{
+    if (nb_dist_init(argc, argv) != NB_OK) {
+        fprintf(stderr, "%s: %s\n", program, nb_last_error());
+        exit(EXIT_FAILURE);
+    }
+    if (!nb_dist_is_main() && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "%s: rank %d cannot silence its output: %s\n", program, nb_dist_rank(), strerror(errno));
+        nb_dist_abort(EXIT_FAILURE, NULL);
+    }
+}
+
+void ex_dist_finalize(const char *program)
+{
+    fflush(stdout);
+    if (nb_dist_finalize() != NB_OK) die(program);
+}
+
+void ex_dist_broadcast(const char *program, const nb_param_list *params)
+{
+    if (nb_dist_world_size() > 1 && nb_dist_broadcast_params(params, 0) != NB_OK) die(program);
+}
+
+/* Copies rank 0's bytes to every rank, through a sum in which the other ranks contribute zeros (nb_dist.h has no
+ * broadcast of raw bytes; this runs once per job, on a few kilobytes). */
+static void broadcast_bytes(const char *program, void *data, size_t n)
+{
+    if (nb_dist_world_size() == 1) return;
+    unsigned char *bytes = data;
+    double *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) {
+        fprintf(stderr, "%s: out of memory\n", program);
+        nb_dist_abort(EXIT_FAILURE, NULL);
+    }
+    bool root = nb_dist_is_main();
+    for (size_t i = 0; i < n; i++) v[i] = root ? (double)bytes[i] : 0.0;
+    if (nb_dist_allreduce_sum(v, (int64_t)n) != NB_OK) die(program);
+    for (size_t i = 0; i < n; i++) bytes[i] = (unsigned char)v[i];
+    free(v);
+}
+
+/* Fails on every rank (the metadata is the same everywhere) with a message naming the file and the problem. */
+static _Noreturn void checkpoint_unusable(const ex_checkpoint *ck, const char *why)
+{
+    if (nb_dist_is_main())
+        fprintf(stderr, "%s: cannot resume from %s: %s (remove the file to start afresh)\n", ck->program, ck->path,
+                why);
+    fflush(stderr);
+    if (nb_dist_world_size() > 1) nb_dist_abort(EXIT_FAILURE, NULL);
+    exit(EXIT_FAILURE);
+}
+
+int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *path, const nb_param_list *params,
+                           nb_optimizer *opt, nb_scheduler *sched, const nb_metadata *identity)
+{
+    *ck = (ex_checkpoint){.program = program, .path = path, .opt = opt, .sched = sched};
+    if (identity) ck->identity = *identity;
+    if (!path) return 0;
+    /* The optimizer's state tensors exist from here on (zeros until the first step, as they would be then). */
+    ck->tensors = nb_param_list_new();
+    if (!ck->tensors) die(program);
+    for (int i = 0; i < params->count; i++)
+        if (nb_param_list_add(ck->tensors, params->items[i].name, params->items[i].tensor, params->items[i].is_buffer) !=
+            NB_OK)
+            die(program);
+    if (nb_optimizer_state(opt, "optim", ck->tensors, NULL) != NB_OK) die(program);
+
+    /* Rank 0 reads the file (the other machines of a job need not see it); its metadata, then its tensors, go to
+     * every rank. An empty metadata tells every rank that there is nothing to resume from. */
+    nb_metadata meta = {0};
+    if (nb_dist_is_main() && access(path, F_OK) == 0) {
+        nb_load_report report;
+        if (nb_load_safetensors(path, ck->tensors, NB_LOAD_STRICT, &report, &meta) != NB_OK) die(program);
+        if (meta.count == 0) meta.count = -1; /* not ours: caught below, on every rank */
+    }
+    broadcast_bytes(program, &meta, sizeof meta);
+    if (meta.count == 0) {
+        printf("%s: no checkpoint at %s yet: starting afresh, writing one after each epoch\n", program, path);
+        return 0;
+    }
+    const char *epoch_text = meta.count > 0 ? nb_metadata_get(&meta, "epoch") : NULL;
+    char *end = NULL;
+    long long epochs_done = epoch_text ? strtoll(epoch_text, &end, 10) : -1;
+    if (!epoch_text || *end || epochs_done < 0) checkpoint_unusable(ck, "it has no valid \"epoch\" entry");
+    for (int i = 0; i < ck->identity.count; i++) {
+        const nb_metadata_entry *e = &ck->identity.entries[i];
+        const char *theirs = nb_metadata_get(&meta, e->key);
+        if (!theirs || strcmp(theirs, e->value)) {
+            char why[700];
+            snprintf(why, sizeof why, "it was written with %s %s, this run has %s", e->key, theirs ? theirs : "(none)",
+                     e->value);
+            checkpoint_unusable(ck, why);
+        }
+    }
+    ex_dist_broadcast(program, ck->tensors);
+    if (nb_optimizer_restore(opt, &meta, "optim") != NB_OK) die(program);
+    if (sched && nb_scheduler_restore(sched, &meta, "sched") != NB_OK) die(program);
+    printf("%s: resumed from %s after epoch %lld (optimizer step %lld, lr %g)\n", program, path, epochs_done,
+           (long long)nb_optimizer_steps(opt), nb_optimizer_get_lr(opt));
+    return (int64_t)epochs_done;
+}
+
+void ex_checkpoint_save(ex_checkpoint *ck, int64_t epochs_done)
+{
+    if (!ck->path || !nb_dist_is_main()) return;
+    nb_metadata meta = ck->identity;
+    char text[32];
+    snprintf(text, sizeof text, "%lld", (long long)epochs_done);
+    /* nb_optimizer_state appends the same state tensors again: a scratch list takes them, ck->tensors has them. */
+    nb_param_list *scratch = nb_param_list_new();
+    nb_status st = scratch ? nb_optimizer_state(ck->opt, "optim", scratch, &meta) : NB_ERR_NOMEM;
+    nb_param_list_free(scratch);
+    if (st == NB_OK && ck->sched) st = nb_scheduler_state(ck->sched, "sched", &meta);
+    if (st == NB_OK) st = nb_metadata_set(&meta, "epoch", text);
+    if (st == NB_OK) st = nb_save_safetensors(ck->path, ck->tensors, &meta);
+    if (st != NB_OK) die(ck->program);
+}
+
+void ex_checkpoint_close(ex_checkpoint *ck)
+{
+    nb_param_list_free(ck->tensors);
+    ck->tensors = NULL;
+}
+
+void ex_skip_epochs(const char *program, nb_batch_iter *it, int64_t n)
+{
+    for (int64_t e = 0; e < n; e++) {
+        nb_clear_error();
+        for (bool more = true; more;) {
+            nb_scope_begin();
+            nb_tensor *xb;
+            more = nb_batch_iter_next(it, &xb, NULL);
+            nb_scope_end();
+        }
+        if (nb_last_status() != NB_OK) die(program);
+    }
 }
 
 nb_module *ex_mnist_cnn_new(nb_generator *gen)

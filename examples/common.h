@@ -29,13 +29,18 @@ typedef struct ex_image_set {
 bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d);
 void ex_free_image_set(ex_image_set *d);
 /* Accuracy of a classifier on (x, y), evaluated in chunks in eval mode without recording a graph; adds the
- * predictions to c when not NULL. Exits with nabla's message on an error. */
+ * predictions to c when not NULL. Exits with nabla's message on an error. With several ranks (ex_dist_init under
+ * mpirun) each rank evaluates its own contiguous part of the rows and the counts (and c's) are summed over the
+ * ranks, so every rank returns the same accuracy: every rank must call it. */
 double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c);
 
 /* One epoch of mini-batch training: for each batch of it, loss_fn(model(x), y), backward, optimizer step, each
  * batch in its own scope. With progress (may be NULL), reports each step as step `step` of `epoch`, with the
  * batch accuracy when the targets are class indices (i64) and the output (N, classes). Returns the
- * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error. */
+ * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error.
+ * With several ranks the gradients are averaged over them between backward and the optimizer step
+ * (nb_dist_allreduce_grads), the loss returned is the mean over every rank's samples, and the progress counts
+ * every rank's samples (its loss and accuracy are this rank's). */
 typedef nb_tensor *(*ex_loss_fn)(nb_tensor *output, nb_tensor *target);
 double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, nb_batch_iter *it, ex_loss_fn loss_fn,
                       nb_progress *progress, int64_t epoch);
@@ -44,6 +49,46 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
  * conv 3x3 32->64, ReLU, max-pool 2, flatten, 1600->128, ReLU, 128->10, for (N, 1, 28, 28) input. NULL (with
  * nabla's error) on failure. */
 nb_module *ex_mnist_cnn_new(nb_generator *gen);
+
+/* ------------------------------------------------------------------------------------------------
+ * Distributed training (nb_dist.h). Started without mpirun a program is a world of one, and then each helper
+ * below does exactly what the plain code did.
+ * ---------------------------------------------------------------------------------------------- */
+/* Starts the distributed runtime (exits with nabla's message when it cannot). On ranks other than 0 the standard
+ * output is sent to /dev/null: only rank 0 reports progress and results; errors still reach stderr. */
+void ex_dist_init(const char *program, int *argc, char ***argv);
+/* Shuts the runtime down; call before returning from main (exit codes included: 0, 77). */
+void ex_dist_finalize(const char *program);
+/* Prints nabla's last error prefixed by program and exits 1; with several ranks it stops the whole job
+ * (nb_dist_abort) so that the other ranks do not wait for this one. */
+_Noreturn void ex_fail(const char *program);
+/* With several ranks, copies rank 0's parameters to every rank (nb_dist_broadcast_params); no-op otherwise. */
+void ex_dist_broadcast(const char *program, const nb_param_list *params);
+
+/* Checkpoints for resuming a training run (--checkpoint PATH): the model's parameters and buffers, the
+ * optimizer's state (moments, step counts, lr), the schedule's position and the number of epochs done, in one
+ * safetensors file that rank 0 rewrites after each epoch (atomically: a write that fails or is killed part-way
+ * leaves the previous file). A resumed run replays the shuffles of the epochs already done (ex_skip_epochs), so it
+ * takes exactly the steps the uninterrupted run would have taken. */
+typedef struct ex_checkpoint {
+    const char *program, *path; /* path NULL: no checkpoints, every call is a no-op */
+    nb_param_list *tensors;     /* the model's entries, then the optimizer's state tensors */
+    nb_optimizer *opt;
+    nb_scheduler *sched; /* may be NULL */
+    nb_metadata identity; /* entries the file must match to be resumed from (e.g. the architecture) */
+} ex_checkpoint;
+/* Prepares checkpoints at path (may be NULL) and, when the file exists, resumes from it: rank 0 reads it and
+ * every rank receives its contents. identity (may be NULL) holds entries written into every checkpoint and
+ * required to match on resume. Prints what happened. Returns the number of epochs already done (0 when starting
+ * afresh); exits with a message when the file cannot be used. */
+int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *path, const nb_param_list *params,
+                           nb_optimizer *opt, nb_scheduler *sched, const nb_metadata *identity);
+/* Rank 0 writes the checkpoint after `epochs_done` epochs (call it on every rank). */
+void ex_checkpoint_save(ex_checkpoint *ck, int64_t epochs_done);
+void ex_checkpoint_close(ex_checkpoint *ck);
+/* Draws n epochs from it without training on them, so that a resumed run sees the batches the uninterrupted run
+ * would have seen. */
+void ex_skip_epochs(const char *program, nb_batch_iter *it, int64_t n);
 
 /* Seconds from a monotonic clock. */
 double ex_now(void);

@@ -5,8 +5,15 @@
  * with the cross-entropy loss. Test accuracy is printed after each epoch, per-class precision and recall at the
  * end. Each training step is one scope: its activations and temporaries go away at nb_scope_end.
  *
+ * Started with mpirun, it trains data-parallel (nb_dist.h): every rank holds the model, trains on its shard of
+ * each epoch with --batch images per step, and the gradients are averaged over the ranks, so N ranks take the
+ * steps one process would take with a batch of N x --batch. Evaluation is split over the ranks too; rank 0
+ * prints and writes the files. With --checkpoint, training resumes from the file when it exists, and the file is
+ * rewritten after each epoch.
+ *
  *     mnist_mlp [--arch 128] [--optim adam|rmsprop|sgd] [--lr X] [--batch N] [--epochs N] [--limit N]
- *               [--save PATH] [--load PATH] [--seed N] [--data DIR]
+ *               [--save PATH] [--load PATH] [--checkpoint PATH] [--seed N] [--data DIR]
+ *     mpirun -np 2 mnist_mlp [...]
  */
 #include <nabla.h>
 
@@ -21,11 +28,7 @@
 #define CLASSES 10
 #define MAX_LAYERS 16
 
-static void fail(void)
-{
-    fprintf(stderr, "mnist_mlp: %s\n", nb_last_error());
-    exit(EXIT_FAILURE);
-}
+static _Noreturn void fail(void) { ex_fail("mnist_mlp"); }
 
 /* "512,256" -> sizes; returns the count. */
 static int parse_arch(const char *text, int64_t *sizes)
@@ -90,18 +93,20 @@ static nb_tensor *cross_entropy(nb_tensor *logits, nb_tensor *labels) { return n
 
 int main(int argc, char **argv)
 {
-    const char *arch = "128", *optim = "adam", *save = NULL, *load = NULL, *data = NULL;
+    ex_dist_init("mnist_mlp", &argc, &argv);
+    const char *arch = "128", *optim = "adam", *save = NULL, *load = NULL, *checkpoint = NULL, *data = NULL;
     double lr = 0;
     int64_t batch = 32, epochs = 5, limit = 0, seed = 42;
     const ex_flag flags[] = {
         {"--arch", EX_STRING, &arch, "hidden layer sizes, comma-separated (e.g. 512,512)"},
         {"--optim", EX_STRING, &optim, "optimizer: adam, rmsprop or sgd (with momentum 0.9)"},
         {"--lr", EX_DOUBLE, &lr, "learning rate (0: adam 1e-3, rmsprop 1e-3, sgd 0.1)"},
-        {"--batch", EX_INT, &batch, "mini-batch size"},
+        {"--batch", EX_INT, &batch, "mini-batch size (of each rank, under mpirun)"},
         {"--epochs", EX_INT, &epochs, "passes over the training set"},
         {"--limit", EX_INT, &limit, "use only the first N training images (0: all)"},
         {"--save", EX_STRING, &save, "write the trained parameters to this safetensors file"},
         {"--load", EX_STRING, &load, "start from the parameters of this safetensors file"},
+        {"--checkpoint", EX_STRING, &checkpoint, "resume from this file if it exists; rewrite it after each epoch"},
         {"--seed", EX_INT, &seed, "seed of the initial weights and the shuffling"},
         {"--data", EX_STRING, &data, "data directory (default $NABLA_DATA, else ../shared/data)"},
     };
@@ -119,6 +124,7 @@ int main(int argc, char **argv)
     if (!dir || !ex_load_image_set("mnist_mlp", dir, "mnist", &mnist)) {
         if (dir) printf("mnist_mlp: MNIST not found (the four files under %s/mnist); skipping\n", dir);
         else printf("mnist_mlp: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
+        ex_dist_finalize("mnist_mlp");
         return 77;
     }
     nb_tensor *train_x = mnist.train_x, *train_y = mnist.train_y, *test_x = mnist.test_x, *test_y = mnist.test_y;
@@ -141,29 +147,48 @@ int main(int argc, char **argv)
     nb_module *model = build_model(n_hidden, hidden, &gen);
     nb_param_list *params = nb_module_parameters(model);
     if (!params) fail();
-    if (load) {
-        nb_load_report report;
-        if (nb_load_safetensors(load, params, NB_LOAD_STRICT, &report, NULL) != NB_OK) fail();
+    /* Rank 0 reads the file; the broadcast then gives every rank rank 0's weights, loaded or not. */
+    nb_load_report report = {0};
+    if (load && nb_dist_is_main() && nb_load_safetensors(load, params, NB_LOAD_STRICT, &report, NULL) != NB_OK)
+        fail();
+    ex_dist_broadcast("mnist_mlp", params);
+    if (load)
         printf("mnist_mlp: loaded %d tensors from %s (test accuracy %.4f)\n", report.loaded, load,
                ex_accuracy("mnist_mlp", model, test_x, test_y, NULL));
-    }
     printf("mnist_mlp: %lld parameters, arch 784-%s-10, optimizer %s\n",
            (long long)nb_param_list_numel(params, true), arch, optim);
+    int world = nb_dist_world_size();
+    if (world > 1)
+        printf("mnist_mlp: %d ranks (%d thread%s each), batch %lld per rank, global batch %lld\n", world,
+               nb_num_threads(), nb_num_threads() == 1 ? "" : "s", (long long)batch, (long long)batch * world);
     nb_optimizer *opt = make_optimizer(optim, params, lr);
+    nb_metadata identity = {0};
+    if (nb_metadata_set(&identity, "arch", arch) != NB_OK) fail();
+    ex_checkpoint ck;
+    int64_t done = ex_checkpoint_open(&ck, "mnist_mlp", checkpoint, params, opt, NULL, &identity);
 
-    nb_batch_iter *it = nb_batch_iter_new(train_x, train_y, batch, true, false, (uint64_t)seed + 1);
+    /* Every rank draws the same shuffles (same seed) and takes its own part of each. */
+    nb_batch_iter *it = nb_dist_batch_iter_new(train_x, train_y, batch, true, false, (uint64_t)seed + 1);
     if (!it) fail();
+    ex_skip_epochs("mnist_mlp", it, done < epochs ? done : epochs);
     int64_t steps = nb_batch_iter_batches_per_epoch(it);
-    nb_progress *progress = nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1);
+    nb_progress *progress = nb_dist_is_main() ? nb_progress_new(stderr, epochs, steps, steps / 10 > 0 ? steps / 10 : 1)
+                                              : NULL;
+    if (nb_dist_is_main() && !progress) fail();
     double start = ex_now(), test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
-    for (int64_t epoch = 0; epoch < epochs; epoch++) {
-        ex_train_epoch("mnist_mlp", model, opt, it, cross_entropy, progress, epoch);
+    for (int64_t epoch = done; epoch < epochs; epoch++) {
+        double loss = ex_train_epoch("mnist_mlp", model, opt, it, cross_entropy, progress, epoch);
         test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
+        ex_checkpoint_save(&ck, epoch + 1);
         char extra[64];
         snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);
-        nb_progress_end_epoch(progress, extra);
-        printf("epoch %lld/%lld  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1, (long long)epochs, test_acc,
-               ex_now() - start);
+        if (progress) nb_progress_end_epoch(progress, extra);
+        if (world > 1)
+            printf("epoch %lld/%lld  train loss %.4f  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1,
+                   (long long)epochs, loss, test_acc, ex_now() - start);
+        else
+            printf("epoch %lld/%lld  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1, (long long)epochs,
+                   test_acc, ex_now() - start);
         fflush(stdout);
     }
     double seconds = ex_now() - start;
@@ -173,14 +198,17 @@ int main(int argc, char **argv)
     ex_accuracy("mnist_mlp", model, test_x, test_y, c);
     printf("\nper-class precision and recall on the test set:\n");
     if (nb_confusion_print(c, stdout, NULL) != NB_OK) fail();
-    if (save) {
+    if (save && nb_dist_is_main()) {
         nb_metadata meta = {0};
         nb_metadata_set(&meta, "arch", arch);
         if (nb_save_safetensors(save, params, &meta) != NB_OK) fail();
         printf("mnist_mlp: saved the parameters to %s\n", save);
     }
-    printf("result: test_accuracy=%.4f epochs=%lld seconds=%.1f\n", test_acc, (long long)epochs, seconds);
+    printf("result: test_accuracy=%.4f epochs=%lld seconds=%.1f", test_acc, (long long)epochs, seconds);
+    if (world > 1) printf(" ranks=%d global_batch=%lld", world, (long long)batch * world);
+    printf("\n");
 
+    ex_checkpoint_close(&ck);
     nb_confusion_free(c);
     nb_progress_free(progress);
     nb_batch_iter_free(it);
@@ -191,5 +219,6 @@ int main(int argc, char **argv)
     nb_free(train_y);
     nb_free(test_x);
     nb_free(test_y);
+    ex_dist_finalize("mnist_mlp");
     return 0;
 }
