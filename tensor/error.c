@@ -79,12 +79,33 @@ void nbi_error_null(const char *fn, const char *what)
     nbi_error(NB_ERR_NULL, "%s: %s is NULL", fn, what);
 }
 
+/* Ops format their operands' shapes up front for their messages, on every call: digits by hand rather than
+ * snprintf keeps that to a few nanoseconds. */
+static size_t format_int64(char *out, int64_t value)
+{
+    char digits[24];
+    size_t n = 0, used = 0;
+    uint64_t v = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (value < 0) out[used++] = '-';
+    while (n) out[used++] = digits[--n];
+    return used;
+}
+
 char *nbi_shape_fmt(char *buf, int ndim, const int64_t *shape)
 {
     size_t used = 0;
     buf[used++] = '(';
-    for (int i = 0; i < ndim && used < NBI_SHAPE_STR - 24; i++)
-        used += (size_t)snprintf(buf + used, NBI_SHAPE_STR - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+    for (int i = 0; i < ndim && used < NBI_SHAPE_STR - 24; i++) {
+        if (i) {
+            buf[used++] = ',';
+            buf[used++] = ' ';
+        }
+        used += format_int64(buf + used, shape[i]);
+    }
     buf[used++] = ')';
     buf[used] = '\0';
     return buf;

@@ -20,6 +20,16 @@ START_TEST(status_and_message_accessors)
     nb_clear_error();
     ck_assert_int_eq(nb_last_status(), NB_OK);
     ck_assert_str_eq(nb_last_error(), "");
+    /* shapes in messages: every digit of the extreme sizes, zero, and the separators */
+    ck_assert_ptr_null(nb_zeros(NB_SHAPE(0, 7, INT64_MIN), NB_F32));
+    ck_assert_str_eq(nb_last_error(), "nb_zeros: negative size in shape (0, 7, -9223372036854775808)");
+    nb_clear_error();
+    ck_assert_ptr_null(nb_zeros(NB_SHAPE(INT64_MAX, 10), NB_F32));
+    ck_assert_str_eq(nb_last_error(), "nb_zeros: shape (9223372036854775807, 10) is too large");
+    nb_clear_error();
+    ck_assert_ptr_null(nb_matmul(nb_zeros(NB_SHAPE(2, 3), NB_F32), nb_zeros(NB_SHAPE(4, 1, 12345), NB_F32)));
+    ck_assert_str_eq(nb_last_error(), "nb_matmul: shapes (2, 3) and (4, 1, 12345) cannot be multiplied: 3 != 1");
+    nb_clear_error();
     nb_scope_end();
 }
 END_TEST
