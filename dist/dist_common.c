@@ -102,9 +102,11 @@ nb_status nbd_check_params(const nb_param_list *params, const char *fn)
     if (params->count < 0 || (params->count > 0 && !params->items))
         return nbi_fail(NB_ERR_ARG, "%s: params is not a valid list (count %d)", fn, params->count);
     for (int i = 0; i < params->count; i++) {
+        if (nbi_peek(params->items[i].tensor)) continue; /* the message is formatted only for a bad entry */
         char what[NB_NAME_MAX + 16];
         snprintf(what, sizeof what, "params '%s'", params->items[i].name);
-        if (!nbi_resolve(params->items[i].tensor, fn, what)) return nb_last_status();
+        nbi_resolve(params->items[i].tensor, fn, what);
+        return nb_last_status();
     }
     return NB_OK;
 }
@@ -113,6 +115,14 @@ nb_status nbd_check_values(const double *values, int64_t n, const char *fn)
 {
     if (n < 0) return nbi_fail(NB_ERR_ARG, "%s: n must be >= 0, got %lld", fn, (long long)n);
     if (n > 0 && !values) return nbi_fail(NB_ERR_NULL, "%s: values is NULL", fn);
+    return NB_OK;
+}
+
+nb_status nbd_check_broadcast(const void *data, size_t bytes, int root, int world, const char *fn)
+{
+    if (bytes > 0 && !data) return nbi_fail(NB_ERR_NULL, "%s: data is NULL", fn);
+    if (root < 0 || root >= world)
+        return nbi_fail(NB_ERR_ARG, "%s: root %d is out of range for %d rank%s", fn, root, world, world == 1 ? "" : "s");
     return NB_OK;
 }
 

@@ -21,6 +21,9 @@ double nbd_now(void);
 nb_status nbd_check_params(const nb_param_list *params, const char *fn);
 /* Validates the (values, n) arguments of the metric reductions. */
 nb_status nbd_check_values(const double *values, int64_t n, const char *fn);
+/* Validates the arguments of nb_dist_broadcast (and of the root of the parameter broadcast when data is NULL and
+ * bytes 0) against the world size. */
+nb_status nbd_check_broadcast(const void *data, size_t bytes, int root, int world, const char *fn);
 /* Whether the all-reduce of gradients covers this entry: a parameter (not a buffer) that requires grad. */
 bool nbd_trainable(const nb_named_tensor *item);
 /* A 64-bit hash of the list's layout (count, names, kinds, dtypes, shapes; only the trainable entries if asked):

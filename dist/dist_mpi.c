@@ -84,31 +84,31 @@ static void format_bytes(char *out, size_t size, double bytes)
     else snprintf(out, size, "%.0f B", bytes);
 }
 
-/* Completes *req by polling, waiting at most until start + timeout. `what` describes the message for the timeout
- * error (" for bucket 2 of 3 (1.5 MiB)", or ""). MPI's non-blocking collectives advance only inside MPI_Test, so
- * a sleep between polls delays every internal round of the collective: polling stays continuous (yielding the core
- * to a rank that shares it) for the first 10 ms, which covers a step's all-reduce, and only a longer wait (a slow
- * or dead rank) sleeps, with a pause growing up to 1 ms. */
-static nb_status wait_request(MPI_Request *req, const char *fn, double start, const char *what)
+/* Polls *req until it completes (1), MPI reports a failure (-1, recorded), or nb_dist_timeout() seconds pass (0,
+ * *waited set, nothing recorded: the caller describes what it waited for only then, so that a training step formats
+ * no message). MPI's non-blocking collectives advance only inside MPI_Test, so a sleep between polls delays every
+ * internal round of the collective: polling stays continuous (yielding the core to a rank that shares it) for the
+ * first 10 ms, which covers a step's all-reduce, and only a longer wait (a slow or dead rank) sleeps, with a pause
+ * growing up to 1 ms. Either failure leaves the request pending inside MPI, so the runtime is broken from then on. */
+static int poll_request(MPI_Request *req, const char *fn, double *waited)
 {
+    double start = nbd_now();
     long pause_ns = 2000;
     for (int polls = 0;; polls++) {
         int done = 0;
         int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) {
             g.broken = true;
-            return mpi_fail(fn, "MPI_Test", rc);
+            mpi_fail(fn, "MPI_Test", rc);
+            return -1;
         }
-        if (done) return NB_OK;
-        double waited = nbd_now() - start;
-        if (waited >= nb_dist_timeout()) {
+        if (done) return 1;
+        *waited = nbd_now() - start;
+        if (*waited >= nb_dist_timeout()) {
             g.broken = true;
-            return nbi_fail(NB_ERR_COMM,
-                            "%s: rank %d waited %.1f s%s without an answer from the other ranks; a rank has likely "
-                            "died or stopped, or the network failed",
-                            fn, g.rank, waited, what);
+            return 0;
         }
-        if (waited > 0.01) {
+        if (*waited > 0.01) {
             struct timespec ts = {0, pause_ns};
             nanosleep(&ts, NULL);
             if (pause_ns < 1000000) pause_ns *= 2;
@@ -116,6 +116,23 @@ static nb_status wait_request(MPI_Request *req, const char *fn, double start, co
             sched_yield();
         }
     }
+}
+
+static nb_status timed_out(const char *fn, double waited, const char *what)
+{
+    return nbi_fail(NB_ERR_COMM,
+                    "%s: rank %d waited %.1f s%s without an answer from the other ranks; a rank has likely died or "
+                    "stopped, or the network failed",
+                    fn, g.rank, waited, what);
+}
+
+/* Completes *req (see poll_request); `what` describes the message for the timeout error (" for 'fc1.weight'
+ * (392.0 KiB)", or ""). */
+static nb_status wait_request(MPI_Request *req, const char *fn, const char *what)
+{
+    double waited = 0;
+    int r = poll_request(req, fn, &waited);
+    return r > 0 ? NB_OK : r < 0 ? nb_last_status() : timed_out(fn, waited, what);
 }
 
 static nb_status start_failed(const char *fn, const char *call, int rc)
@@ -131,13 +148,14 @@ static nb_status start_failed(const char *fn, const char *call, int rc)
  * them instead of every rank starting one thread per core. */
 static void share_cores(void)
 {
-    const char *env = getenv("NABLA_NUM_THREADS");
-    if (env && *env) return;
+    /* The split is collective: every rank takes part, whatever its own environment says. */
     MPI_Comm node;
     if (MPI_Comm_split_type(g.comm, MPI_COMM_TYPE_SHARED, g.rank, MPI_INFO_NULL, &node) != MPI_SUCCESS) return;
     int local = 1;
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
+    const char *env = getenv("NABLA_NUM_THREADS");
+    if (env && *env) return;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     long n = (cpus < 1 ? 1 : cpus) / (local < 1 ? 1 : local);
     nb_set_num_threads(n < 1 ? 1 : (int)n);
@@ -230,7 +248,7 @@ static nb_status reduce_doubles(double *values, int64_t n, MPI_Op op, const char
     MPI_Request req;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, values, (int)n, MPI_DOUBLE, op, g.comm, &req);
     if (rc != MPI_SUCCESS) return start_failed(fn, "MPI_Iallreduce", rc);
-    st = wait_request(&req, fn, start, "");
+    st = wait_request(&req, fn, "");
     nbd_stats.comm_seconds += nbd_now() - start;
     if (st == NB_OK) {
         nbd_stats.allreduce_calls++;
@@ -259,19 +277,19 @@ nb_status nb_dist_barrier(void)
     MPI_Request req;
     int rc = MPI_Ibarrier(g.comm, &req);
     if (rc != MPI_SUCCESS) return start_failed(fn, "MPI_Ibarrier", rc);
-    st = wait_request(&req, fn, start, "");
+    st = wait_request(&req, fn, "");
     nbd_stats.comm_seconds += nbd_now() - start;
     return st;
 }
 
 /* Every rank must hold the same value: a max-reduction of (v, -v) gives (max, -min). */
-static nb_status agree(int64_t v, bool *same, const char *fn, double start)
+static nb_status agree(int64_t v, bool *same, const char *fn)
 {
     long long pair[2] = {v, -v};
     MPI_Request req;
     int rc = MPI_Iallreduce(MPI_IN_PLACE, pair, 2, MPI_LONG_LONG, MPI_MAX, g.comm, &req);
     if (rc != MPI_SUCCESS) return start_failed(fn, "MPI_Iallreduce", rc);
-    nb_status st = wait_request(&req, fn, start, " for the other ranks' parameter layout");
+    nb_status st = wait_request(&req, fn, " for the other ranks' parameter layout");
     *same = pair[0] == v && -pair[1] == v;
     return st;
 }
@@ -310,7 +328,7 @@ static void format_entry(char *out, size_t size, const entry_desc *d, int count)
              nb_dtype_name((nb_dtype)d->dtype), nbi_shape_fmt(shape, d->ndim, d->shape));
 }
 
-static nb_status bcast(void *buf, size_t bytes, int root, const char *fn, double start, const char *what)
+static nb_status bcast(void *buf, size_t bytes, int root, const char *fn, const char *what)
 {
     /* MPI counts are ints: larger tensors go in several messages. */
     for (size_t done = 0; done < bytes;) {
@@ -318,29 +336,46 @@ static nb_status bcast(void *buf, size_t bytes, int root, const char *fn, double
         MPI_Request req;
         int rc = MPI_Ibcast((char *)buf + done, (int)n, MPI_BYTE, root, g.comm, &req);
         if (rc != MPI_SUCCESS) return start_failed(fn, "MPI_Ibcast", rc);
-        nb_status st = wait_request(&req, fn, start, what);
+        nb_status st = wait_request(&req, fn, what);
         if (st != NB_OK) return st;
         done += n;
     }
     return NB_OK;
 }
 
+nb_status nb_dist_broadcast(void *data, size_t bytes, int root)
+{
+    const char *fn = "nb_dist_broadcast";
+    nb_status st = nbd_check_broadcast(data, bytes, root, nb_dist_world_size(), fn);
+    if (st != NB_OK || !g.started || g.world == 1) return st;
+    if ((st = check_usable(fn)) != NB_OK) return st;
+    double start = nbd_now();
+    char what[64];
+    snprintf(what, sizeof what, " for %zu bytes from rank %d", bytes, root);
+    st = bcast(data, bytes, root, fn, what);
+    nbd_stats.comm_seconds += nbd_now() - start;
+    return st;
+}
+
 /* Compares every rank's list with root's before any tensor data moves. All ranks learn the lowest index where
  * some rank differs (and which rank), then that rank describes its entry so that every rank can name both sides. */
-static nb_status check_layouts(const nb_param_list *params, int root, const char *fn, double start)
+static nb_status check_layouts(const nb_param_list *params, int root, const char *fn)
 {
     int count = params->count;
     char what[64];
     snprintf(what, sizeof what, " for rank %d's parameter list", root);
-    nb_status st = bcast(&count, sizeof count, root, fn, start, what);
+    nb_status st = bcast(&count, sizeof count, root, fn, what);
     if (st != NB_OK) return st;
     size_t bytes = (size_t)(count > 0 ? count : 1) * sizeof(entry_desc);
     entry_desc *theirs = nbi_alloc(bytes, fn);
     entry_desc mine;
-    if (!theirs) return nb_last_status(); /* the other ranks time out: nothing better is possible */
+    if (!theirs) {
+        g.broken = true; /* this rank leaves the sequence of collectives: the other ranks time out */
+        return nb_last_status();
+    }
     if (g.rank == root)
         for (int i = 0; i < count; i++) describe(params, i, &theirs[i]);
-    st = bcast(theirs, (size_t)count * sizeof(entry_desc), root, fn, start, what);
+    st = bcast(theirs, (size_t)count * sizeof(entry_desc), root, fn, what);
     int diff[2] = {INT_MAX, g.rank}; /* lowest differing index, rank */
     for (int i = 0; st == NB_OK && i <= count && i <= params->count; i++) {
         if (i == count || i == params->count) {
@@ -357,15 +392,15 @@ static nb_status check_layouts(const nb_param_list *params, int root, const char
         MPI_Request req;
         int rc = MPI_Iallreduce(MPI_IN_PLACE, diff, 1, MPI_2INT, MPI_MINLOC, g.comm, &req);
         st = rc != MPI_SUCCESS ? start_failed(fn, "MPI_Iallreduce", rc)
-                               : wait_request(&req, fn, start, " for the other ranks' parameter lists");
+                               : wait_request(&req, fn, " for the other ranks' parameter lists");
     }
     if (st == NB_OK && diff[0] != INT_MAX) {
         int at = diff[0], who = diff[1];
         entry_desc other;
         describe(params, at, &other);
         int other_count = params->count;
-        st = bcast(&other, sizeof other, who, fn, start, " for the differing parameter list");
-        if (st == NB_OK) st = bcast(&other_count, sizeof other_count, who, fn, start, " for the differing list");
+        st = bcast(&other, sizeof other, who, fn, " for the differing parameter list");
+        if (st == NB_OK) st = bcast(&other_count, sizeof other_count, who, fn, " for the differing list");
         if (st == NB_OK) {
             char a[NB_NAME_MAX + 64], b[NB_NAME_MAX + 64];
             entry_desc root_entry;
@@ -387,13 +422,10 @@ nb_status nb_dist_broadcast_params(const nb_param_list *params, int root)
     const char *fn = "nb_dist_broadcast_params";
     nb_status st = nbd_check_params(params, fn);
     if (st != NB_OK) return st;
-    int world = nb_dist_world_size();
-    if (root < 0 || root >= world)
-        return nbi_fail(NB_ERR_ARG, "%s: root %d is out of range for %d rank%s", fn, root, world, world == 1 ? "" : "s");
-    if (!g.started) return NB_OK;
+    if ((st = nbd_check_broadcast(NULL, 0, root, nb_dist_world_size(), fn)) != NB_OK || !g.started) return st;
     if ((st = check_usable(fn)) != NB_OK) return st;
     double start = nbd_now();
-    st = check_layouts(params, root, fn, start);
+    st = check_layouts(params, root, fn);
     /* Tensors go one message each, through a staging buffer when not contiguous. The layouts agree, so every rank
      * sends or receives the same sequence of sizes. */
     for (int i = 0; st == NB_OK && i < params->count; i++) {
@@ -403,14 +435,18 @@ nb_status nb_dist_broadcast_params(const nb_param_list *params, int root)
         format_bytes(size, sizeof size, (double)bytes);
         snprintf(what, sizeof what, " for '%s' (%s)", params->items[i].name, size);
         if (nbi_is_contiguous(t)) {
-            st = bcast(nbi_data_ptr(t), bytes, root, fn, start, what);
+            st = bcast(nbi_data_ptr(t), bytes, root, fn, what);
             if (st == NB_OK && g.rank != root) nbi_storage_bump_version(t->storage);
             continue;
         }
         void *staging = nbi_alloc(bytes ? bytes : 1, fn);
-        if (!staging) return nb_last_status();
+        if (!staging) {
+            g.broken = true; /* as in check_layouts */
+            st = nb_last_status();
+            break;
+        }
         if (g.rank == root) nbd_pack(t, t->dtype, staging);
-        st = bcast(staging, bytes, root, fn, start, what);
+        st = bcast(staging, bytes, root, fn, what);
         if (st == NB_OK && g.rank != root) nbd_unpack(t, t->dtype, staging);
         nbi_free(staging, bytes ? bytes : 1);
     }
@@ -497,7 +533,7 @@ static nb_status plan_build(plan *p, const nb_param_list *params, bool reverse, 
 
 /* The plan for this list: reused while the layout stays the same; a new one is checked against the other ranks'
  * before it is used, so that a model that differs between ranks fails here instead of mixing up buffers. */
-static nb_status get_plan(plan **out, const nb_param_list *params, bool reverse, const char *fn, double start)
+static nb_status get_plan(plan **out, const nb_param_list *params, bool reverse, const char *fn)
 {
     plan *p = &g.plans[reverse];
     uint64_t key = plan_key(params, reverse);
@@ -506,7 +542,7 @@ static nb_status get_plan(plan **out, const nb_param_list *params, bool reverse,
     nb_status st = plan_build(p, params, reverse, key, fn);
     /* Agreement is a collective: a rank that failed to plan still takes part, with a key nobody else has. */
     bool same = false;
-    nb_status agreed = agree(st == NB_OK ? (int64_t)(key >> 1) : -1 - (int64_t)g.rank, &same, fn, start);
+    nb_status agreed = agree(st == NB_OK ? (int64_t)(key >> 1) : -1 - (int64_t)g.rank, &same, fn);
     if (st != NB_OK) return st;
     if (agreed != NB_OK) {
         plan_free(p);
@@ -551,15 +587,19 @@ static nb_status start_bucket(plan *p, int b, const char *fn)
 }
 
 /* Waits for bucket b, then writes each parameter's averaged gradient, creating a zero one first where this rank
- * had none but another rank had. */
-static nb_status finish_bucket(plan *p, int b, const nb_param_list *params, const char *fn, double start)
+ * had none but another rank had. A failure leaves the later buckets pending: the runtime is broken then. */
+static nb_status finish_bucket(plan *p, int b, const nb_param_list *params, const char *fn)
 {
     bucket *bk = &p->buckets[b];
-    char what[96], size[32];
-    format_bytes(size, sizeof size, (double)bk->bytes);
-    snprintf(what, sizeof what, " for bucket %d of %d (%s)", b + 1, p->nbuckets, size);
-    nb_status st = wait_request(&p->requests[b], fn, start, what);
-    if (st != NB_OK) return st;
+    double waited = 0;
+    int r = poll_request(&p->requests[b], fn, &waited);
+    if (r < 0) return nb_last_status();
+    if (r == 0) {
+        char what[96], size[32];
+        format_bytes(size, sizeof size, (double)bk->bytes);
+        snprintf(what, sizeof what, " for bucket %d of %d (%s)", b + 1, p->nbuckets, size);
+        return timed_out(fn, waited, what);
+    }
     nbd_stats.allreduce_calls++;
     nbd_stats.allreduce_bytes += (int64_t)bk->bytes;
     size_t es = nb_dtype_size(bk->dtype);
@@ -579,7 +619,10 @@ static nb_status finish_bucket(plan *p, int b, const nb_param_list *params, cons
         if (ranks_with_grad == 0) continue; /* no rank computed one: it stays without, as in one process */
         if (!t->grad) {
             nbi_tensor *z = nbi_tensor_zeros_like(t, t->dtype, fn);
-            if (!z) return nb_last_status();
+            if (!z) {
+                g.broken = true;
+                return nb_last_status();
+            }
             nbi_make_owned_by_tensor(z);
             t->grad = z;
         }
@@ -593,18 +636,19 @@ nb_status nb_dist_allreduce_grads(const nb_param_list *params)
     const char *fn = "nb_dist_allreduce_grads";
     nb_status st = nbd_check_params(params, fn);
     if (st == NB_OK) st = nbd_check_grad_dtypes(params, fn);
-    if (st != NB_OK || !g.started) return st;
+    /* The mean over a world of one is the gradient itself (a program started without mpirun pays nothing). */
+    if (st != NB_OK || !g.started || g.world == 1) return st;
     if ((st = check_usable(fn)) != NB_OK) return st;
     double start = nbd_now();
     plan *p;
-    st = get_plan(&p, params, false, fn, start);
+    st = get_plan(&p, params, false, fn);
     /* Each bucket goes out as soon as it is packed, so packing the next overlaps with sending this one. */
     int started = 0;
     for (; st == NB_OK && started < p->nbuckets; started++) {
         pack_bucket(p, started, params);
         st = start_bucket(p, started, fn);
     }
-    for (int b = 0; st == NB_OK && b < p->nbuckets; b++) st = finish_bucket(p, b, params, fn, start);
+    for (int b = 0; st == NB_OK && b < p->nbuckets; b++) st = finish_bucket(p, b, params, fn);
     nbd_stats.comm_seconds += nbd_now() - start;
     return st;
 }
@@ -679,11 +723,11 @@ nb_status nb_dist_backward(nb_tensor *loss, const nb_param_list *params)
     nb_status st = nbd_check_params(params, fn);
     if (st == NB_OK) st = nbd_check_grad_dtypes(params, fn);
     if (st != NB_OK) return st;
-    if (!g.started) return nb_backward(loss);
+    if (!g.started || g.world == 1) return nb_backward(loss);
     if ((st = check_usable(fn)) != NB_OK) return st;
     double start = nbd_now();
     plan *p;
-    if ((st = get_plan(&p, params, true, fn, start)) != NB_OK) {
+    if ((st = get_plan(&p, params, true, fn)) != NB_OK) {
         nbd_stats.comm_seconds += nbd_now() - start;
         return st;
     }
@@ -708,7 +752,7 @@ nb_status nb_dist_backward(nb_tensor *loss, const nb_param_list *params)
     double t0 = nbd_now();
     launch_ready(&o, true);
     st = o.st;
-    for (int b = 0; st == NB_OK && b < p->nbuckets; b++) st = finish_bucket(p, b, params, fn, t0);
+    for (int b = 0; st == NB_OK && b < p->nbuckets; b++) st = finish_bucket(p, b, params, fn);
     nbd_stats.comm_seconds += setup + o.seconds + (nbd_now() - t0);
     if (st != NB_OK) return st;
     return backward_st;

@@ -37,8 +37,12 @@ nb_status nb_dist_broadcast_params(const nb_param_list *params, int root)
     const char *fn = "nb_dist_broadcast_params";
     nb_status st = nbd_check_params(params, fn);
     if (st != NB_OK) return st;
-    if (root != 0) return nbi_fail(NB_ERR_ARG, "%s: root %d is out of range for 1 rank", fn, root);
-    return NB_OK;
+    return nbd_check_broadcast(NULL, 0, root, 1, fn);
+}
+
+nb_status nb_dist_broadcast(void *data, size_t bytes, int root)
+{
+    return nbd_check_broadcast(data, bytes, root, 1, "nb_dist_broadcast");
 }
 
 nb_status nb_dist_allreduce_grads(const nb_param_list *params)

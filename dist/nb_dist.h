@@ -100,6 +100,11 @@ NB_API double nb_dist_timeout(void);
  * a NULL list, NB_ERR_FREED for a freed tensor in it, NB_ERR_ARG unless 0 <= root < world size. */
 NB_API nb_status nb_dist_broadcast_params(const nb_param_list *params, int root);
 
+/* Copies `bytes` bytes at data from rank `root` to the same place on every other rank (MPI_Bcast), e.g. a
+ * checkpoint's metadata that root read, or a setting only root knows. Every rank must pass the same bytes.
+ * NB_ERR_NULL for NULL data with bytes > 0, NB_ERR_ARG unless 0 <= root < world size; no-op in a world of one. */
+NB_API nb_status nb_dist_broadcast(void *data, size_t bytes, int root);
+
 /* Replaces the .grad of every trainable parameter of params (not a buffer, requires grad) with its mean over all
  * ranks (sum / world size). Call it after nb_backward and before the optimizer step, on every rank.
  *
@@ -114,7 +119,7 @@ NB_API nb_status nb_dist_broadcast_params(const nb_param_list *params, int root)
  * buffers are made once per layout (names, shapes, dtypes, requires_grad, bucket size) and reused, so a training
  * loop allocates nothing here after its first step; a new layout is first checked against the other ranks'
  * (NB_ERR_COMM "the trainable parameters differ between ranks"). Works on f32 and f64 parameters (NB_ERR_DTYPE
- * otherwise). */
+ * otherwise). In a world of one it only checks its arguments: the mean over one rank is the gradient itself. */
 NB_API nb_status nb_dist_allreduce_grads(const nb_param_list *params);
 /* nb_backward(loss) followed by the averaging of nb_dist_allreduce_grads(params), with the communication
  * overlapped with the backward pass, as PyTorch's DistributedDataParallel does: buckets are filled in REVERSE list

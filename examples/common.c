@@ -247,24 +247,6 @@ void ex_dist_broadcast(const char *program, const nb_param_list *params)
     if (nb_dist_world_size() > 1 && nb_dist_broadcast_params(params, 0) != NB_OK) die(program);
 }
 
-/* Copies rank 0's bytes to every rank, through a sum in which the other ranks contribute zeros (nb_dist.h has no
- * broadcast of raw bytes; this runs once per job, on a few kilobytes). */
-static void broadcast_bytes(const char *program, void *data, size_t n)
-{
-    if (nb_dist_world_size() == 1) return;
-    unsigned char *bytes = data;
-    double *v = malloc((n ? n : 1) * sizeof *v);
-    if (!v) {
-        fprintf(stderr, "%s: out of memory\n", program);
-        nb_dist_abort(EXIT_FAILURE, NULL);
-    }
-    bool root = nb_dist_is_main();
-    for (size_t i = 0; i < n; i++) v[i] = root ? (double)bytes[i] : 0.0;
-    if (nb_dist_allreduce_sum(v, (int64_t)n) != NB_OK) die(program);
-    for (size_t i = 0; i < n; i++) bytes[i] = (unsigned char)v[i];
-    free(v);
-}
-
 /* Fails on every rank (the metadata is the same everywhere) with a message naming the file and the problem. */
 static _Noreturn void checkpoint_unusable(const ex_checkpoint *ck, const char *why)
 {
@@ -299,7 +281,7 @@ int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *p
         if (nb_load_safetensors(path, ck->tensors, NB_LOAD_STRICT, &report, &meta) != NB_OK) die(program);
         if (meta.count == 0) meta.count = -1; /* not ours: caught below, on every rank */
     }
-    broadcast_bytes(program, &meta, sizeof meta);
+    if (nb_dist_broadcast(&meta, sizeof meta, 0) != NB_OK) die(program);
     if (meta.count == 0) {
         printf("%s: no checkpoint at %s yet: starting afresh, writing one after each epoch\n", program, path);
         return 0;

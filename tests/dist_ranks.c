@@ -391,6 +391,21 @@ START_TEST(metrics_sum_and_max)
     ck_assert(w[0] == 1 && w[1] == 0);
     ck_assert_ok(nb_dist_allreduce_sum(NULL, 0));
     ck_assert_ok(nb_dist_barrier());
+    /* raw bytes from either root; a large buffer too */
+    char text[8];
+    snprintf(text, sizeof text, "rank %d", rank);
+    ck_assert_ok(nb_dist_broadcast(text, sizeof text, 1));
+    ck_assert_str_eq(text, "rank 1");
+    size_t n = (size_t)3 << 20;
+    unsigned char *big = malloc(n);
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < n; i++) big[i] = rank == 0 ? (unsigned char)(i * 7) : 0;
+    ck_assert_ok(nb_dist_broadcast(big, n, 0));
+    for (size_t i = 0; i < n; i += 4099) ck_assert_int_eq(big[i], (unsigned char)(i * 7));
+    ck_assert_int_eq(big[n - 1], (unsigned char)((n - 1) * 7));
+    free(big);
+    ck_assert_int_eq(nb_dist_broadcast(text, 1, 2), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_dist_broadcast", "root 2", "2 ranks");
     ck_assert_int_eq(nb_dist_world_size(), 2);
     ck_assert(nb_dist_is_main() == (rank == 0));
     /* nb_dist_init shared the machine's cores between the 2 ranks on it */
