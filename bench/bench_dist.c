@@ -21,63 +21,13 @@
  *                [--quick]
  *     mpirun -np 2 bench_dist [...]
  */
-#include "bench.h"
-
-#include "../examples/common.h"
+#include "mlp_models.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 
-#define PIXELS 784
-#define CLASSES 10
 #define MAX_REPS 64
 
-typedef struct config {
-    const char *name;
-    int n_hidden;
-    int64_t hidden[2];
-    const char *optim;
-    int64_t batch; /* per rank */
-} config;
-
-static const config configs[] = {
-    {"small32", 1, {128}, "adam", 32},
-    {"small128", 1, {128}, "adam", 128},
-    {"big128", 2, {512, 512}, "rmsprop", 128},
-};
-
 static _Noreturn void fail(void) { ex_fail("bench_dist"); }
-
-static nb_module *build_model(const config *c, nb_generator *gen)
-{
-    nb_module *layers[5];
-    int n = 0;
-    int64_t in = PIXELS;
-    for (int i = 0; i < c->n_hidden; i++) {
-        layers[n++] = nb_linear_new(in, c->hidden[i], true, gen);
-        layers[n++] = nb_relu_layer_new();
-        in = c->hidden[i];
-    }
-    layers[n++] = nb_linear_new(in, CLASSES, true, gen);
-    nb_module *model = nb_sequential_new(n, layers);
-    if (!model) fail();
-    return model;
-}
-
-/* As bench_mlp: Adam with PyTorch's defaults, RMSprop with lr 1e-3. */
-static nb_optimizer *make_optimizer(const char *name, const nb_param_list *params)
-{
-    nb_optimizer *opt;
-    if (!strcmp(name, "adam")) {
-        opt = nb_adam_new(params, nb_adam_defaults());
-    } else {
-        nb_rmsprop_options o = nb_rmsprop_defaults();
-        o.lr = 1e-3;
-        opt = nb_rmsprop_new(params, o);
-    }
-    if (!opt) fail();
-    return opt;
-}
 
 /* One data-parallel step on this rank's next batch; with one rank exactly bench_mlp's step. overlap: the
  * all-reduce runs during backward (nb_dist_backward) instead of after it (nb_dist_allreduce_grads). */
@@ -121,11 +71,11 @@ static void throughput(const config *c, int64_t reps, double min_time, bool quic
     const int64_t n_data = (quick ? 256 : 8192) * world;
     nb_tensor *x = nb_rand(NB_SHAPE(n_data, PIXELS), 0.0, 1.0, NB_F32, &gen);
     nb_tensor *y = nb_randint(NB_SHAPE(n_data), 0, CLASSES, &gen);
-    nb_module *model = build_model(c, &gen);
+    nb_module *model = mlp_build("bench_dist", c, &gen);
     nb_param_list *params = nb_module_parameters(model);
     if (!x || !y || !params) fail();
     if (nb_dist_broadcast_params(params, 0) != NB_OK) fail();
-    nb_optimizer *opt = make_optimizer(c->optim, params);
+    nb_optimizer *opt = mlp_optimizer("bench_dist", c, params);
     nb_batch_iter *it = nb_dist_batch_iter_new(x, y, c->batch, true, true, 8);
     if (!it) fail();
 

@@ -16,67 +16,12 @@
  *               [--quick]
  *     bench_mlp --rss [--epochs 1] [--data DIR]
  */
-#include "bench.h"
-
-#include "../examples/common.h"
+#include "mlp_models.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <sys/resource.h>
 
-#define PIXELS 784
-#define CLASSES 10
-
-typedef struct config {
-    const char *name; /* model key: also the name of the peer's figure */
-    int n_hidden;
-    int64_t hidden[2];
-    const char *optim;
-    int64_t batch;
-} config;
-
-static const config configs[] = {
-    {"small32", 1, {128}, "adam", 32},
-    {"small128", 1, {128}, "adam", 128},
-    {"big128", 2, {512, 512}, "rmsprop", 128},
-};
-
-static void fail(void)
-{
-    fprintf(stderr, "bench_mlp: %s\n", nb_last_error());
-    exit(EXIT_FAILURE);
-}
-
-static nb_module *build_model(const config *c, nb_generator *gen)
-{
-    nb_module *layers[5];
-    int n = 0;
-    int64_t in = PIXELS;
-    for (int i = 0; i < c->n_hidden; i++) {
-        layers[n++] = nb_linear_new(in, c->hidden[i], true, gen);
-        layers[n++] = nb_relu_layer_new();
-        in = c->hidden[i];
-    }
-    layers[n++] = nb_linear_new(in, CLASSES, true, gen);
-    nb_module *model = nb_sequential_new(n, layers);
-    if (!model) fail();
-    return model;
-}
-
-/* Adam with PyTorch's defaults; RMSprop with lr 1e-3 (as mnist_mlp and the peer use). */
-static nb_optimizer *make_optimizer(const char *name, const nb_param_list *params)
-{
-    nb_optimizer *opt;
-    if (!strcmp(name, "adam")) {
-        opt = nb_adam_new(params, nb_adam_defaults());
-    } else {
-        nb_rmsprop_options o = nb_rmsprop_defaults();
-        o.lr = 1e-3;
-        opt = nb_rmsprop_new(params, o);
-    }
-    if (!opt) fail();
-    return opt;
-}
+static _Noreturn void fail(void) { ex_fail("bench_mlp"); }
 
 /* One training step on the next batch (a new epoch starts when the iterator runs out). */
 static void train_step(nb_module *model, nb_optimizer *opt, nb_batch_iter *it)
@@ -102,10 +47,10 @@ static void throughput(const config *c, int64_t threads, int64_t reps, double mi
     const int64_t n_data = quick ? 256 : 8192;
     nb_tensor *x = nb_rand(NB_SHAPE(n_data, PIXELS), 0.0, 1.0, NB_F32, &gen);
     nb_tensor *y = nb_randint(NB_SHAPE(n_data), 0, CLASSES, &gen);
-    nb_module *model = build_model(c, &gen);
+    nb_module *model = mlp_build("bench_mlp", c, &gen);
     nb_param_list *params = nb_module_parameters(model);
     if (!x || !y || !params) fail();
-    nb_optimizer *opt = make_optimizer(c->optim, params);
+    nb_optimizer *opt = mlp_optimizer("bench_mlp", c, params);
     nb_batch_iter *it = nb_batch_iter_new(x, y, c->batch, true, true, 8);
     if (!it) fail();
 
@@ -163,10 +108,10 @@ static int peak_rss(const char *data, int64_t epochs)
     const config *c = &configs[0];
     nb_generator gen;
     nb_generator_seed(&gen, 42);
-    nb_module *model = build_model(c, &gen);
+    nb_module *model = mlp_build("bench_mlp", c, &gen);
     nb_param_list *params = nb_module_parameters(model);
     if (!params) fail();
-    nb_optimizer *opt = make_optimizer(c->optim, params);
+    nb_optimizer *opt = mlp_optimizer("bench_mlp", c, params);
     nb_batch_iter *it = nb_batch_iter_new(mnist.train_x, mnist.train_y, c->batch, true, false, 43);
     if (!it) fail();
     double start = bench_now(), acc = 0;
