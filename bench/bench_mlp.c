@@ -28,11 +28,7 @@ static void train_step(nb_module *model, nb_optimizer *opt, nb_batch_iter *it)
 {
     nb_scope_begin();
     nb_tensor *xb, *yb;
-    nb_clear_error();
-    if (!nb_batch_iter_next(it, &xb, &yb)) {
-        if (nb_last_status() != NB_OK) fail();
-        if (!nb_batch_iter_next(it, &xb, &yb)) fail();
-    }
+    mlp_next_batch("bench_mlp", it, &xb, &yb);
     nb_tensor *loss = nb_cross_entropy(nb_forward(model, xb), yb, NULL);
     if (!loss) fail();
     nb_optimizer_zero_grad(opt);

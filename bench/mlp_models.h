@@ -58,4 +58,12 @@ static inline nb_optimizer *mlp_optimizer(const char *program, const config *c, 
     return opt;
 }
 
+/* The next batch of it, starting the next epoch when this one has run out. */
+static inline void mlp_next_batch(const char *program, nb_batch_iter *it, nb_tensor **xb, nb_tensor **yb)
+{
+    nb_clear_error(); /* so that the status tells the epoch's end from an error */
+    if (nb_batch_iter_next(it, xb, yb)) return;
+    if (nb_last_status() != NB_OK || !nb_batch_iter_next(it, xb, yb)) ex_fail(program);
+}
+
 #endif
