@@ -17,7 +17,7 @@
 
 #include "gemm_internal.h"
 
-#define COLS 12 /* columns per pass */
+#define COLS 12 /* columns per pass: 24 accumulators */
 
 typedef struct narrow_job {
     int64_t M, N, K;
@@ -28,18 +28,50 @@ typedef struct narrow_job {
     int64_t rsc, csc;
 } narrow_job;
 
+/* r[j] = the sum of v[j]'s 16 lanes, for 16 vectors at once: four rounds that each add the two halves of pairs
+ * of vectors (whole 256-bit halves, then 128-bit blocks, then pairs of lanes, then lanes), about 3 operations
+ * per sum where reducing each vector on its own takes 8. Every sum adds its lanes in the same tree (lane l with
+ * l + 8, then l + 4, l + 2, l + 1) whichever vectors share the call, so a result does not depend on how many
+ * columns a block has. */
+static inline __attribute__((always_inline)) __m512 sum_lanes16(const __m512 v[16])
+{
+    __m512 w[8], x[4], y[2];
+#pragma GCC unroll 16
+    for (int k = 0; k < 8; k++)
+        w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+    /* w[k]: v[2k]'s 8 partial sums, then v[2k + 1]'s */
+#pragma GCC unroll 16
+    for (int k = 0; k < 4; k++)
+        x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(w[2 * k], w[2 * k + 1], 0xDD));
+    /* x[k]: 4 partial sums of each of v[4k] .. v[4k + 3], one 128-bit block each */
+#pragma GCC unroll 16
+    for (int k = 0; k < 2; k++)
+        y[k] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * k], x[2 * k + 1], 0x44),
+                             _mm512_shuffle_ps(x[2 * k], x[2 * k + 1], 0xEE));
+    __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+    /* z's lane 4b + q holds the sum of v[4q + b] */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(order, z);
+}
+
 /* ROWS rows (1 or 2) starting at row i, columns j0 .. j0 + ncols. */
 static inline __attribute__((always_inline)) void narrow_block(const narrow_job *jb, int64_t i, int64_t j0,
                                                              const int ncols, const int rows)
 {
-    __m512 acc[2][COLS];
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < ncols; j++) acc[r][j] = _mm512_setzero_ps();
+    /* every loop over acc is unrolled: indexed with a variable, the array would live on the stack */
+    __m512 acc[2][16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 2; r++)
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) acc[r][j] = _mm512_setzero_ps();
     const float *a0 = jb->A + i * jb->rsa, *a1 = a0 + (rows > 1 ? jb->rsa : 0);
     const float *b = jb->B + j0 * jb->csb;
     int64_t K = jb->K, p = 0;
     for (; p + 16 <= K; p += 16) {
         __m512 x0 = _mm512_loadu_ps(a0 + p), x1 = rows > 1 ? _mm512_loadu_ps(a1 + p) : x0;
+#pragma GCC unroll 16
         for (int j = 0; j < ncols; j++) {
             __m512 w = _mm512_loadu_ps(b + j * jb->csb + p);
             acc[0][j] = _mm512_fmadd_ps(x0, w, acc[0][j]);
@@ -49,18 +81,31 @@ static inline __attribute__((always_inline)) void narrow_block(const narrow_job 
     if (p < K) {
         __mmask16 m = (__mmask16)((1u << (K - p)) - 1);
         __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + p), x1 = rows > 1 ? _mm512_maskz_loadu_ps(m, a1 + p) : x0;
+#pragma GCC unroll 16
         for (int j = 0; j < ncols; j++) {
             __m512 w = _mm512_maskz_loadu_ps(m, b + j * jb->csb + p);
             acc[0][j] = _mm512_fmadd_ps(x0, w, acc[0][j]);
             if (rows > 1) acc[1][j] = _mm512_fmadd_ps(x1, w, acc[1][j]);
         }
     }
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < ncols; j++) {
-            float s = _mm512_reduce_add_ps(acc[r][j]);
-            float *c = jb->C + (i + r) * jb->rsc + (j0 + j) * jb->csc;
-            *c = jb->beta == 0 ? jb->alpha * s : jb->alpha * s + jb->beta * *c;
+    const __mmask16 cols = (__mmask16)((1u << ncols) - 1);
+    const __m512 alpha = _mm512_set1_ps(jb->alpha), beta = _mm512_set1_ps(jb->beta);
+#pragma GCC unroll 16
+    for (int r = 0; r < rows; r++) {
+        /* alpha * s (+ beta * c), rounded as the scalar expression would be */
+        __m512 s = _mm512_mul_ps(alpha, sum_lanes16(acc[r]));
+        float *c = jb->C + (i + r) * jb->rsc + j0 * jb->csc;
+        if (jb->csc == 1) {
+            if (jb->beta != 0) s = _mm512_add_ps(s, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(cols, c)));
+            _mm512_mask_storeu_ps(c, cols, s);
+            continue;
         }
+        float out[16];
+        _mm512_storeu_ps(out, s);
+#pragma GCC unroll 16
+        for (int j = 0; j < ncols; j++)
+            c[j * jb->csc] = jb->beta == 0 ? out[j] : out[j] + jb->beta * c[j * jb->csc];
+    }
 }
 
 /* Every column block of rows i .. i + rows, with the width a compile-time constant in each call. */

@@ -137,7 +137,11 @@ static inline __attribute__((always_inline)) void GT(ukernel_body)(int64_t kc, c
         for (int64_t i = 0; i < mr; i++)
             for (int64_t j = 0; j < nr; j++) tile[i * NR + j] = c[i * rsc + j * csc];
     }
+    /* unrolled like the loops above so that acc stays in registers (a variable index would make the compiler
+     * spill every accumulator to the stack before the full-tile path too) */
+#pragma GCC unroll 32
     for (int i = 0; i < rows; i++)
+#pragma GCC unroll 8
         for (int j = 0; j < nvu; j++) {
             VEC t = alpha == 1 ? acc[i][j] : VMUL(va, acc[i][j]); /* 1 * x is x: same bits */
             if (beta != 0) t = VFMA(vb, VLOAD(tile + i * NR + j * VL), t);
