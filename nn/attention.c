@@ -25,6 +25,15 @@ static nb_tensor *dropout(nb_tensor *x, double p, nb_generator *g)
 /* ------------------------------------------------------------------------------------------------
  * Scaled dot-product attention
  * ---------------------------------------------------------------------------------------------- */
+/* Whether the mask broadcasts to shape without enlarging it (as PyTorch requires of attn_mask). */
+static bool mask_fits(const nbi_tensor *m, int ndim, const int64_t *shape)
+{
+    if (m->ndim > ndim) return false;
+    for (int i = 1; i <= m->ndim; i++)
+        if (m->shape[m->ndim - i] != 1 && m->shape[m->ndim - i] != shape[ndim - i]) return false;
+    return true;
+}
+
 nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor *v, nb_tensor *attn_mask,
                                            bool causal, double dropout_p, nb_generator *g)
 {
@@ -51,6 +60,20 @@ nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor
         return nbi_error(NB_ERR_ARG, "%s: give either causal or attn_mask, not both", fn);
     if (check_dropout(fn, dropout_p)) return NULL;
     const int64_t T = tq->shape[tq->ndim - 2], S = tk->shape[tk->ndim - 2], D = tq->shape[tq->ndim - 1];
+    /* The scores are (batch..., T, S), batch being q's and k's leading dims broadcast together; checked here so
+     * that a bad shape is reported by this function rather than by the matmul or mask op inside it. */
+    int n_scores;
+    int64_t scores_shape[NB_MAX_DIMS];
+    if (!nbi_broadcast_shape(fn, tq->ndim - 2, tq->shape, tk->ndim - 2, tk->shape, &n_scores, scores_shape))
+        return NULL;
+    scores_shape[n_scores++] = T;
+    scores_shape[n_scores++] = S;
+    if (tm && !mask_fits(tm, n_scores, scores_shape)) {
+        char sm[NBI_SHAPE_STR], ss[NBI_SHAPE_STR];
+        return nbi_error(NB_ERR_SHAPE, "%s: attn_mask of shape %s does not broadcast to the scores %s (q %s, k %s)",
+                         fn, nbi_shape_fmt(sm, tm->ndim, tm->shape), nbi_shape_fmt(ss, n_scores, scores_shape), sq,
+                         sk);
+    }
 
     if (nbi_nn_begin() != NB_OK) return NULL;
     /* Scaling q rather than the scores touches T D elements instead of T S. */

@@ -250,7 +250,21 @@ START_TEST(sdpa_errors)
     ck_assert_error(NB_ERR_DTYPE, "nb_scaled_dot_product_attention", "attn_mask", "i64");
     /* a mask that does not broadcast to the scores (2, 3, 5) */
     ck_assert_ptr_null(nb_scaled_dot_product_attention(q, k, v, nb_zeros(NB_SHAPE(3, 4), NB_F32), false, 0, NULL));
-    ck_assert_int_eq(nb_last_status(), NB_ERR_SHAPE);
+    ck_assert_error(NB_ERR_SHAPE, "nb_scaled_dot_product_attention", "attn_mask", "(3, 4)", "(2, 3, 5)");
+    ck_assert_ptr_null(nb_scaled_dot_product_attention(q, k, v, nb_zeros(NB_SHAPE(3, 4), NB_BOOL), false, 0, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_scaled_dot_product_attention", "attn_mask", "(3, 4)", "(2, 3, 5)");
+    /* nor one that would enlarge them */
+    ck_assert_ptr_null(nb_scaled_dot_product_attention(q, k, v, nb_zeros(NB_SHAPE(4, 2, 3, 5), NB_BOOL), false, 0,
+                                                       NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_scaled_dot_product_attention", "attn_mask", "(4, 2, 3, 5)");
+    /* batch dims of q and k that do not broadcast */
+    ck_assert_ptr_null(nb_scaled_dot_product_attention(q, nb_zeros(NB_SHAPE(3, 5, 4), NB_F32),
+                                                       nb_zeros(NB_SHAPE(3, 5, 6), NB_F32), NULL, false, 0, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_scaled_dot_product_attention", "(2)", "(3)");
+    /* a mask that broadcasts is accepted: (3, 5), (1, 3, 1) */
+    ck_assert_ptr_nonnull(nb_scaled_dot_product_attention(q, k, v, nb_zeros(NB_SHAPE(3, 5), NB_F32), false, 0, NULL));
+    ck_assert_ptr_nonnull(nb_scaled_dot_product_attention(q, k, v, nb_ones(NB_SHAPE(1, 3, 1), NB_BOOL), false, 0,
+                                                          NULL));
     /* NULL propagates */
     ck_assert_ptr_null(nb_scaled_dot_product_attention(NULL, k, v, NULL, false, 0, NULL));
     nb_scope_end();
