@@ -161,6 +161,15 @@ static void share_cores(void)
     nb_set_num_threads(n < 1 ? 1 : (int)n);
 }
 
+/* A failed nb_dist_init leaves MPI as it found it: stopped again if it started it. */
+static void undo_init(void)
+{
+    if (!g.own_mpi) return;
+    g.own_mpi = false;
+    g.finalized = true; /* MPI cannot be initialized twice in one process */
+    MPI_Finalize();
+}
+
 nb_status nb_dist_init(int *argc, char ***argv)
 {
     const char *fn = "nb_dist_init";
@@ -174,11 +183,29 @@ nb_status nb_dist_init(int *argc, char ***argv)
         rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
         if (rc != MPI_SUCCESS) return nbi_fail(NB_ERR_COMM, "%s: MPI_Init_thread failed (error code %d)", fn, rc);
         g.own_mpi = true;
+        /* nabla's worker threads exist beside the one that calls MPI, which MPI_THREAD_SINGLE does not allow */
+        if (provided < MPI_THREAD_FUNNELED) {
+            undo_init();
+            return nbi_fail(NB_ERR_COMM, "%s: this MPI provides only MPI_THREAD_SINGLE; nabla needs "
+                                         "MPI_THREAD_FUNNELED",
+                            fn);
+        }
+    } else {
+        int provided;
+        MPI_Query_thread(&provided);
+        if (provided < MPI_THREAD_FUNNELED)
+            return nbi_fail(NB_ERR_COMM, "%s: MPI was started with MPI_THREAD_SINGLE; nabla needs at least "
+                                         "MPI_THREAD_FUNNELED (start it with MPI_Init_thread)",
+                            fn);
     }
     /* A communicator of our own keeps nabla's messages apart from any the program exchanges itself, and reports
      * errors as return codes instead of killing the process. */
     rc = MPI_Comm_dup(MPI_COMM_WORLD, &g.comm);
-    if (rc != MPI_SUCCESS) return mpi_fail(fn, "MPI_Comm_dup", rc);
+    if (rc != MPI_SUCCESS) {
+        nb_status st = mpi_fail(fn, "MPI_Comm_dup", rc);
+        undo_init();
+        return st;
+    }
     MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g.comm, &g.rank);
     MPI_Comm_size(g.comm, &g.world);

@@ -65,7 +65,9 @@ NB_API bool nb_dist_available(void);
  * program). Unless NABLA_NUM_THREADS is set, it sets nabla's thread count (nb_set_num_threads) to the online
  * CPUs divided by the number of ranks on this machine (at least 1), so that ranks sharing a machine do not
  * oversubscribe its cores. NB_ERR_STATE when called twice (or, with MPI, after nb_dist_finalize: MPI cannot be
- * restarted); NB_ERR_COMM when MPI fails to start. */
+ * restarted); NB_ERR_COMM when MPI fails to start or offers less than MPI_THREAD_FUNNELED (a program that
+ * initialized MPI itself must ask for at least that level); after a failure that started MPI, MPI is stopped
+ * again (and cannot be restarted in this process). */
 NB_API nb_status nb_dist_init(int *argc, char ***argv);
 /* Shuts the runtime down (MPI_Finalize) and frees the gradient buckets; every collective has completed by then,
  * since each one returns only when done. NB_OK when it was never started. NB_ERR_COMM after a collective
