@@ -15,6 +15,7 @@
  *     bench_mlp [--threads 1] [--reps 5] [--min-time 0.5] [--model all|small32|small128|big128] [--clock wall|cpu]
  *               [--quick]
  *     bench_mlp --rss [--epochs 1] [--data DIR]
+ *     bench_mlp --gather [--reps 5] [--min-time 0.5]     the batch gather alone (see gather_floor)
  */
 #include "mlp_models.h"
 
@@ -81,6 +82,62 @@ static void throughput(const config *c, int64_t threads, int64_t reps, double mi
     nb_free(y);
 }
 
+/* The batch gather alone (--gather): nb_index_select of `batch` random rows of a (rows, 784) f32 set, as
+ * nb_batch_iter_next does it, in µs per batch, beside one core's sequential copy speed. It is the floor of the
+ * gather's share of a training step, whose other traffic can only slow it. */
+static void gather_floor(int64_t batch, int64_t reps, double min_time)
+{
+    nb_generator gen;
+    nb_generator_seed(&gen, 9);
+    const int64_t sets[] = {8192, 60000}; /* bench_mlp's random set, and MNIST's training set */
+    for (size_t s = 0; s < sizeof sets / sizeof *sets; s++) {
+        nb_tensor *x = nb_rand(NB_SHAPE(sets[s], PIXELS), 0.0, 1.0, NB_F32, &gen);
+        if (!x) fail();
+        double us[64];
+        int n = reps < 64 ? (int)reps : 64;
+        for (int r = 0; r < n; r++) {
+            int64_t done = 0;
+            double start = bench_now(), elapsed;
+            do {
+                nb_scope_begin();
+                nb_tensor *idx = nb_randint(NB_SHAPE(batch), 0, sets[s], &gen);
+                if (!nb_index_select(x, 0, idx)) fail();
+                nb_scope_end();
+                done++;
+            } while ((elapsed = bench_now() - start) < min_time);
+            us[r] = elapsed / (double)done * 1e6;
+        }
+        double median = bench_median(us, n);
+        double bytes = (double)(batch * PIXELS) * sizeof(float);
+        printf("gather %lld of %lld rows: %.1f us per batch, %.2f GB/s\n", (long long)batch, (long long)sets[s],
+               median, bytes / (median * 1e-6) / 1e9);
+        char key[64];
+        snprintf(key, sizeof key, "gather b%lld of %lld rows", (long long)batch, (long long)sets[s]);
+        bench_emit(key, median, "us");
+        nb_free(x);
+    }
+    /* one core's sequential copy, for comparison */
+    size_t bytes = (size_t)64 << 20;
+    char *src = malloc(bytes), *dst = malloc(bytes);
+    if (!src || !dst) {
+        fprintf(stderr, "bench_mlp: out of memory\n");
+        exit(EXIT_FAILURE);
+    }
+    memset(src, 1, bytes);
+    memset(dst, 2, bytes);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double start = bench_now();
+        memcpy(dst, src, bytes);
+        double t = bench_now() - start;
+        if (t < best) best = t;
+    }
+    printf("sequential copy of 64 MiB: %.2f GB/s (best of 5)\n", (double)bytes / best / 1e9);
+    bench_emit("copy 64MiB", (double)bytes / best / 1e9, "GB/s");
+    free(src);
+    free(dst);
+}
+
 static double tensor_mib(nb_tensor *t) { return (double)nb_numel(t) * (double)nb_dtype_size(nb_dtype_of(t)) / 1048576.0; }
 
 static double peak_rss_mib(void)
@@ -139,7 +196,7 @@ int main(int argc, char **argv)
     int64_t threads = 1, reps = 5, epochs = 1;
     double min_time = 0.5;
     const char *model = "all", *data = NULL, *clock_name = "wall";
-    bool quick = false, rss = false;
+    bool quick = false, rss = false, gather = false;
     const ex_flag flags[] = {
         {"--threads", EX_INT, &threads, "size of nabla's thread pool"},
         {"--reps", EX_INT, &reps, "repetitions per model (the median is reported; at most 64)"},
@@ -148,6 +205,7 @@ int main(int argc, char **argv)
         {"--quick", EX_BOOL, &quick, "smoke run: one short repetition per model"},
         {"--clock", EX_STRING, &clock_name, "wall, or cpu: CPU time of the process (for a loaded machine)"},
         {"--rss", EX_BOOL, &rss, "instead: peak RSS of MNIST training (needs the data set)"},
+        {"--gather", EX_BOOL, &gather, "instead: time of the batch gather alone (128 rows) and of a plain copy"},
         {"--epochs", EX_INT, &epochs, "epochs of the --rss run"},
         {"--data", EX_STRING, &data, "data directory of --rss (default $NABLA_DATA, else ../shared/data)"},
     };
@@ -160,6 +218,10 @@ int main(int argc, char **argv)
     bench_set_clock("bench_mlp", clock_name);
     int pool = bench_set_threads("bench_mlp", (int)threads);
     if (rss) return peak_rss(data, epochs);
+    if (gather) {
+        gather_floor(128, quick ? 1 : reps, quick ? 0.01 : min_time);
+        return 0;
+    }
     if (quick) {
         reps = 1;
         min_time = 0.01;
