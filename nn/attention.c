@@ -25,15 +25,6 @@ static nb_tensor *dropout(nb_tensor *x, double p, nb_generator *g)
 /* ------------------------------------------------------------------------------------------------
  * Scaled dot-product attention
  * ---------------------------------------------------------------------------------------------- */
-/* Whether the mask broadcasts to shape without enlarging it (as PyTorch requires of attn_mask). */
-static bool mask_fits(const nbi_tensor *m, int ndim, const int64_t *shape)
-{
-    if (m->ndim > ndim) return false;
-    for (int i = 1; i <= m->ndim; i++)
-        if (m->shape[m->ndim - i] != 1 && m->shape[m->ndim - i] != shape[ndim - i]) return false;
-    return true;
-}
-
 nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor *v, nb_tensor *attn_mask,
                                            bool causal, double dropout_p, nb_generator *g)
 {
@@ -68,7 +59,7 @@ nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor
         return NULL;
     scores_shape[n_scores++] = T;
     scores_shape[n_scores++] = S;
-    if (tm && !mask_fits(tm, n_scores, scores_shape)) {
+    if (tm && !nbi_broadcasts_to(tm->ndim, tm->shape, n_scores, scores_shape)) {
         char sm[NBI_SHAPE_STR], ss[NBI_SHAPE_STR];
         return nbi_error(NB_ERR_SHAPE, "%s: attn_mask of shape %s does not broadcast to the scores %s (q %s, k %s)",
                          fn, nbi_shape_fmt(sm, tm->ndim, tm->shape), nbi_shape_fmt(ss, n_scores, scores_shape), sq,

@@ -174,6 +174,9 @@ nbi_tensor *nbi_contiguous_copy(const nbi_tensor *t, nb_dtype dtype, const char 
 /* Broadcast shape of a and b; false (with an error naming fn and both shapes) when incompatible. */
 bool nbi_broadcast_shape(const char *fn, int na, const int64_t *sa, int nb, const int64_t *sb, int *nout,
                          int64_t *out);
+/* Whether shape (n dims) broadcasts to target (ndim dims) without enlarging it: each of its dims, aligned from
+ * the right, is 1 or the target's, and it has no more dims than the target. */
+bool nbi_broadcasts_to(int n, const int64_t *shape, int ndim, const int64_t *target);
 /* Strides that make t look like it has `shape` (t's shape broadcasts to it): 0 on broadcast dims. */
 void nbi_broadcast_strides(const nbi_tensor *t, int ndim, const int64_t *shape, int64_t *stride);
 /* Type promotion order: bool < i64 < f32 < f64. */

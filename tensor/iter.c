@@ -28,6 +28,14 @@ bool nbi_broadcast_shape(const char *fn, int na, const int64_t *sa, int nb, cons
     return true;
 }
 
+bool nbi_broadcasts_to(int n, const int64_t *shape, int ndim, const int64_t *target)
+{
+    if (n > ndim) return false;
+    for (int i = 1; i <= n; i++)
+        if (shape[n - i] != 1 && shape[n - i] != target[ndim - i]) return false;
+    return true;
+}
+
 void nbi_broadcast_strides(const nbi_tensor *t, int ndim, const int64_t *shape, int64_t *stride)
 {
     for (int i = 0; i < ndim; i++) {

@@ -445,7 +445,7 @@ nb_status nb_copy_(nb_tensor *dst_h, const nb_tensor *src_h)
     int64_t shape[NB_MAX_DIMS];
     if (!nbi_broadcast_shape("nb_copy_", dst->ndim, dst->shape, src->ndim, src->shape, &n, shape))
         return nb_last_status();
-    if (n != dst->ndim || memcmp(shape, dst->shape, (size_t)n * sizeof *shape) != 0) {
+    if (!nbi_broadcasts_to(src->ndim, src->shape, dst->ndim, dst->shape)) {
         char a[NBI_SHAPE_STR], b[NBI_SHAPE_STR];
         return nbi_fail(NB_ERR_SHAPE, "nb_copy_: source shape %s does not broadcast to destination shape %s",
                         nbi_shape_fmt(b, src->ndim, src->shape), nbi_shape_fmt(a, dst->ndim, dst->shape));
