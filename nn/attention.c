@@ -138,8 +138,14 @@ static void attention_destroy(nb_module *m)
     free(a);
 }
 
+static nb_module *attention_child(nb_module *m, int i)
+{
+    nb_self_attention *a = (nb_self_attention *)m;
+    return i == 0 ? a->qkv : i == 1 ? a->proj : NULL;
+}
+
 static const nb_module_type attention_type = {"SelfAttention", attention_forward, attention_collect,
-                                              attention_set_training, attention_destroy};
+                                              attention_set_training, attention_destroy, attention_child};
 
 nb_module *nb_self_attention_new(int64_t embed_dim, int64_t num_heads, bool causal, double dropout_p, bool bias,
                                  nb_generator *g)
@@ -204,8 +210,15 @@ static void block_destroy(nb_module *m)
     free(b);
 }
 
+static nb_module *block_child(nb_module *m, int i)
+{
+    nb_transformer_block *b = (nb_transformer_block *)m;
+    nb_module *children[5] = {b->ln1, b->attn, b->ln2, b->fc, b->proj};
+    return i >= 0 && i < 5 ? children[i] : NULL;
+}
+
 static const nb_module_type block_type = {"TransformerBlock", block_forward, block_collect, block_set_training,
-                                          block_destroy};
+                                          block_destroy, block_child};
 
 nb_module *nb_transformer_block_new(int64_t embed_dim, int64_t num_heads, bool causal, double dropout_p,
                                     nb_generator *g)
@@ -295,7 +308,18 @@ static void gpt_destroy(nb_module *m)
     free(gpt);
 }
 
-static const nb_module_type gpt_type = {"GPT", gpt_forward, gpt_collect, gpt_set_training, gpt_destroy};
+/* The children in order, skipping the head when the weights are tied (child i must be non-NULL for every i
+ * before the end). */
+static nb_module *gpt_child(nb_module *m, int i)
+{
+    nb_gpt *gpt = (nb_gpt *)m;
+    nb_module *children[5] = {gpt->tok_emb, gpt->pos_emb, gpt->blocks, gpt->ln_f, gpt->head};
+    for (int k = 0; k < 5; k++)
+        if (children[k] && i-- == 0) return children[k];
+    return NULL;
+}
+
+static const nb_module_type gpt_type = {"GPT", gpt_forward, gpt_collect, gpt_set_training, gpt_destroy, gpt_child};
 
 static nb_gpt *as_gpt(nb_module *m, const char *fn)
 {
@@ -419,7 +443,12 @@ nb_tensor *nb_gpt_generate(nb_module *m, nb_tensor *idx, int64_t n_new, double t
     if (n_new < 0 || !(temperature >= 0) || !isfinite(temperature) || top_k < 0)
         return nbi_error(NB_ERR_ARG, "%s: need n_new >= 0, a finite temperature >= 0 and top_k >= 0, got %lld, %g, %lld",
                          fn, (long long)n_new, temperature, (long long)top_k);
-    const int64_t B = t->shape[0], T0 = t->shape[1], L = T0 + n_new, V = gpt->config.vocab_size;
+    const int64_t B = t->shape[0], T0 = t->shape[1], V = gpt->config.vocab_size;
+    int64_t L, total;
+    if (__builtin_add_overflow(T0, n_new, &L) || __builtin_mul_overflow(B, L, &total) ||
+        (uint64_t)total > SIZE_MAX / sizeof(int64_t))
+        return nbi_error(NB_ERR_ARG, "%s: %lld prompts of %lld tokens plus n_new = %lld tokens is too many to hold", fn,
+                         (long long)B, (long long)T0, (long long)n_new);
     int64_t *tokens = malloc((size_t)(B * L) * sizeof *tokens), *window = malloc((size_t)(B * L) * sizeof *window);
     double *logits = malloc((size_t)(B * V) * sizeof *logits), *scratch = malloc((size_t)V * sizeof *scratch);
     nb_tensor *result = NULL;

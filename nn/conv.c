@@ -38,8 +38,8 @@ static void conv_destroy(nb_module *m)
     free(c);
 }
 
-static const nb_module_type conv2d_type = {"Conv2d", conv2d_forward, conv_collect, NULL, conv_destroy};
-static const nb_module_type conv1d_type = {"Conv1d", conv1d_forward, conv_collect, NULL, conv_destroy};
+static const nb_module_type conv2d_type = {"Conv2d", conv2d_forward, conv_collect, NULL, conv_destroy, NULL};
+static const nb_module_type conv1d_type = {"Conv1d", conv1d_forward, conv_collect, NULL, conv_destroy, NULL};
 
 static nb_module *conv_new(const char *fn, const nb_module_type *type, int64_t in, int64_t out,
                            const nb_conv2d_options *o, nb_generator *g)
@@ -139,9 +139,9 @@ static nb_tensor *adaptive_forward(nb_module *m, nb_tensor *x)
     return nb_adaptive_avg_pool2d(x, p->kernel[0], p->kernel[1]);
 }
 
-static const nb_module_type max_pool_type = {"MaxPool2d", max_pool_forward, NULL, NULL, free_module};
-static const nb_module_type avg_pool_type = {"AvgPool2d", avg_pool_forward, NULL, NULL, free_module};
-static const nb_module_type adaptive_type = {"AdaptiveAvgPool2d", adaptive_forward, NULL, NULL, free_module};
+static const nb_module_type max_pool_type = {"MaxPool2d", max_pool_forward, NULL, NULL, free_module, NULL};
+static const nb_module_type avg_pool_type = {"AvgPool2d", avg_pool_forward, NULL, NULL, free_module, NULL};
+static const nb_module_type adaptive_type = {"AdaptiveAvgPool2d", adaptive_forward, NULL, NULL, free_module, NULL};
 
 static nb_module *pool_new(const char *fn, const nb_module_type *type, int64_t kernel, int64_t stride,
                            int64_t padding, bool count_include_pad)
@@ -211,7 +211,7 @@ static nb_tensor *batch_norm2d_forward(nb_module *m, nb_tensor *x)
 }
 
 static const nb_module_type batch_norm2d_type = {"BatchNorm2d", batch_norm2d_forward, nbi_batch_norm_collect, NULL,
-                                                 nbi_batch_norm_destroy};
+                                                 nbi_batch_norm_destroy, NULL};
 
 nb_module *nb_batch_norm2d_new(int64_t num_features, double eps, double momentum, bool affine)
 {
@@ -233,7 +233,7 @@ static nb_tensor *dropout2d_forward(nb_module *m, nb_tensor *x)
     return nb_dropout2d(x, d->p, m->training, d->generator);
 }
 
-static const nb_module_type dropout2d_type = {"Dropout2d", dropout2d_forward, NULL, NULL, free_module};
+static const nb_module_type dropout2d_type = {"Dropout2d", dropout2d_forward, NULL, NULL, free_module, NULL};
 
 nb_module *nb_dropout2d_new(double p, nb_generator *g)
 {

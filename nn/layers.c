@@ -43,7 +43,7 @@ static void linear_destroy(nb_module *m)
     free(l);
 }
 
-static const nb_module_type linear_type = {"Linear", linear_forward, linear_collect, NULL, linear_destroy};
+static const nb_module_type linear_type = {"Linear", linear_forward, linear_collect, NULL, linear_destroy, NULL};
 
 nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias, nb_generator *g)
 {
@@ -97,7 +97,7 @@ static nb_tensor *activation_forward(nb_module *m, nb_tensor *x)
     return nbi_error(NB_ERR_ARG, "nb_forward: corrupt activation layer");
 }
 
-#define ACT_TYPE(var, name) static const nb_module_type var = {name, activation_forward, NULL, NULL, free_module}
+#define ACT_TYPE(var, name) static const nb_module_type var = {name, activation_forward, NULL, NULL, free_module, NULL}
 ACT_TYPE(relu_type, "ReLU");
 ACT_TYPE(tanh_type, "Tanh");
 ACT_TYPE(sigmoid_type, "Sigmoid");
@@ -167,7 +167,7 @@ static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x)
     return nbi_nn_end(y);
 }
 
-static const nb_module_type dropout_type = {"Dropout", dropout_forward, NULL, NULL, free_module};
+static const nb_module_type dropout_type = {"Dropout", dropout_forward, NULL, NULL, free_module, NULL};
 
 nb_module *nb_dropout_new(double p, nb_generator *g)
 {
@@ -194,7 +194,7 @@ static nb_tensor *flatten_forward(nb_module *m, nb_tensor *x)
     return nb_flatten(x, f->start_dim, f->end_dim);
 }
 
-static const nb_module_type flatten_type = {"Flatten", flatten_forward, NULL, NULL, free_module};
+static const nb_module_type flatten_type = {"Flatten", flatten_forward, NULL, NULL, free_module, NULL};
 
 nb_module *nb_flatten_layer_new(int start_dim, int end_dim)
 {
@@ -230,7 +230,7 @@ static void embedding_destroy(nb_module *m)
 }
 
 static const nb_module_type embedding_type = {"Embedding", embedding_forward, embedding_collect, NULL,
-                                              embedding_destroy};
+                                              embedding_destroy, NULL};
 
 nb_module *nb_embedding_layer_new(int64_t num_embeddings, int64_t embedding_dim, nb_generator *g)
 {

@@ -41,7 +41,14 @@ static void lora_destroy(nb_module *m)
     free(l);
 }
 
-static const nb_module_type lora_type = {"LoRALinear", lora_forward, lora_collect, lora_set_training, lora_destroy};
+static nb_module *lora_child(nb_module *m, int i)
+{
+    nb_lora_linear *l = (nb_lora_linear *)m;
+    return i == 0 && l->linear ? &l->linear->base : NULL;
+}
+
+static const nb_module_type lora_type = {"LoRALinear", lora_forward, lora_collect, lora_set_training, lora_destroy,
+                                         lora_child};
 
 nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g)
 {

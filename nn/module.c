@@ -134,6 +134,20 @@ void nb_module_free(nb_module *m)
     else free(m);
 }
 
+/* Module trees are shallow; the depth cap only keeps a cycle made by a faulty custom type from recursing forever. */
+static bool contains(const nb_module *outer, const nb_module *inner, int depth)
+{
+    if (!outer || !inner) return false;
+    if (outer == inner) return true;
+    if (depth > 1000 || !outer->type || !outer->type->child) return false;
+    nb_module *c;
+    for (int i = 0; (c = outer->type->child((nb_module *)outer, i)) != NULL; i++)
+        if (contains(c, inner, depth + 1)) return true;
+    return false;
+}
+
+bool nb_module_contains(const nb_module *outer, const nb_module *inner) { return contains(outer, inner, 0); }
+
 /* ------------------------------------------------------------------------------------------------
  * Sequential
  * ---------------------------------------------------------------------------------------------- */
@@ -181,8 +195,14 @@ static void sequential_destroy(nb_module *m)
     free(s);
 }
 
+static nb_module *sequential_child(nb_module *m, int i)
+{
+    sequential *s = (sequential *)m;
+    return i >= 0 && i < s->count ? s->children[i] : NULL;
+}
+
 static const nb_module_type sequential_type = {"Sequential", sequential_forward, sequential_collect,
-                                               sequential_set_training, sequential_destroy};
+                                               sequential_set_training, sequential_destroy, sequential_child};
 
 static sequential *as_sequential(const nb_module *m, const char *fn)
 {
@@ -209,15 +229,29 @@ static nb_status reserve(sequential *s, int count, const char *fn)
     return NB_OK;
 }
 
+/* Whether layers[i] also belongs to another entry: the same module earlier in the array, or inside another one. */
+static bool owned_by_another(int n, nb_module *const *layers, int i)
+{
+    for (int k = 0; k < n; k++) {
+        if (k == i || !layers[k]) continue;
+        if (layers[k] == layers[i] ? k < i : nb_module_contains(layers[k], layers[i])) return true;
+    }
+    return false;
+}
+
 nb_module *nb_sequential_new(int n, nb_module *const *layers)
 {
     const char *fn = "nb_sequential_new";
     const char *problem = NULL;
-    int bad = -1;
+    int bad = -1, owner = -1;
     if (n < 0) problem = "n is negative";
     else if (n > 0 && !layers) problem = "layers is NULL";
     for (int i = 0; !problem && i < n; i++)
         if (!layers[i]) problem = "a layer is NULL", bad = i;
+    for (int i = 0; !problem && i < n; i++)
+        for (int k = 0; !problem && k < n; k++)
+            if (k != i && (layers[k] == layers[i] ? k < i : nb_module_contains(layers[k], layers[i])))
+                problem = "a module has one owner", bad = i, owner = k;
     sequential *s = NULL;
     if (!problem) {
         s = nbi_nn_module_new(sizeof *s, &sequential_type, fn);
@@ -227,10 +261,20 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
         }
     }
     if (!s) {
-        /* The container owns the layers even when it could not be made. */
-        for (int i = 0; layers && i < n; i++) nb_module_free(layers[i]);
-        if (problem && bad >= 0) nbi_error_null(fn, "a layer (its constructor failed?)");
+        if (owner >= 0 && layers[owner] == layers[bad])
+            nbi_error(NB_ERR_ARG, "%s: layers %d and %d are the same %s (a module has one owner)", fn, owner, bad,
+                      layers[bad]->type && layers[bad]->type->name ? layers[bad]->type->name : "module");
+        else if (owner >= 0)
+            nbi_error(NB_ERR_ARG, "%s: layer %d is already inside layer %d (a module has one owner)", fn, bad, owner);
+        else if (problem && bad >= 0) nbi_error_null(fn, "a layer (its constructor failed?)");
         else if (problem) nbi_error(NB_ERR_ARG, "%s: %s (n = %d)", fn, problem, n);
+        /* The container owns the layers even when it could not be made; each module is freed once, the roots
+         * only, which are all found before any is freed. */
+        bool *root = layers && n > 0 ? malloc((size_t)n * sizeof *root) : NULL;
+        for (int i = 0; root && i < n; i++) root[i] = !owned_by_another(n, layers, i);
+        for (int i = 0; root && i < n; i++)
+            if (root[i]) nb_module_free(layers[i]);
+        free(root); /* out of memory for it: the layers leak rather than risk a double free */
         return NULL;
     }
     for (int i = 0; i < n; i++) s->children[i] = layers[i];
@@ -247,7 +291,10 @@ nb_status nb_sequential_append(nb_module *seq, nb_module *layer)
         nbi_error_null(fn, "layer");
         st = NB_ERR_NULL;
     }
-    if (!st && layer == seq) return nbi_fail(NB_ERR_ARG, "%s: a Sequential cannot contain itself", fn);
+    if (!st && nb_module_contains(layer, seq))
+        return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
+    if (!st && nb_module_contains(seq, layer))
+        return nbi_fail(NB_ERR_ARG, "%s: the layer is already inside this Sequential (a module has one owner)", fn);
     if (!st) st = reserve(s, s->count + 1, fn);
     if (st) {
         nb_module_free(layer);
@@ -288,12 +335,25 @@ nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
     sequential *s = as_sequential(seq, fn);
     int j = s ? wrap_index(s, i, fn) : -1;
     if (j >= 0 && !layer) nbi_error_null(fn, "layer");
-    if (j >= 0 && layer == seq) return nbi_fail(NB_ERR_ARG, "%s: a Sequential cannot contain itself", fn);
+    /* Whatever else is wrong, a layer tied to seq is never freed here: that would free (part of) seq. */
+    if (nb_module_contains(layer, seq))
+        return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
     if (j < 0 || !layer) {
-        nb_module_free(layer);
+        if (!nb_module_contains(seq, layer)) nb_module_free(layer);
         return nb_last_status();
     }
-    if (s->children[j] != layer) nb_module_free(s->children[j]);
+    nb_module *old = s->children[j];
+    if (old == layer) return NB_OK;
+    for (int k = 0; k < s->count; k++)
+        if (nb_module_contains(s->children[k], layer))
+            return nbi_fail(NB_ERR_ARG, "%s: the layer is already inside child %d of this Sequential (a module has "
+                            "one owner)", fn, k);
+    for (int k = 0; k < s->count; k++)
+        if (k != j && nb_module_contains(layer, s->children[k]))
+            return nbi_fail(NB_ERR_ARG, "%s: the layer contains child %d of this Sequential, which is not the one "
+                            "it replaces (%d)", fn, k, j);
+    /* A layer wrapping the old child (a LoRA adapter around it) took it over. */
+    if (!nb_module_contains(layer, old)) nb_module_free(old);
     s->children[j] = layer;
     return NB_OK;
 }

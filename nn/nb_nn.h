@@ -64,6 +64,9 @@ typedef struct nb_module_type {
     nb_status (*collect)(nb_module *m, const char *prefix, nb_param_list *out); /* NULL: no parameters */
     void (*set_training)(nb_module *m, bool training);                  /* NULL: just the flag */
     void (*destroy)(nb_module *m);                                      /* frees tensors and the struct */
+    /* The i-th module m owns (i = 0, 1, ...), NULL past the last; NULL for a module that owns none. Containers
+     * use it to refuse a module that is already inside them or that contains them (it would be freed twice). */
+    nb_module *(*child)(nb_module *m, int i);
 } nb_module_type;
 struct nb_module {
     const nb_module_type *type;
@@ -83,16 +86,21 @@ NB_API nb_param_list *nb_module_parameters(nb_module *m);
 NB_API void nb_module_train(nb_module *m, bool training);
 /* Frees m, its children and their tensors. NULL is a no-op. */
 NB_API void nb_module_free(nb_module *m);
+/* True when inner is outer or one of the modules outer owns, at any depth (through the types' child functions). */
+NB_API bool nb_module_contains(const nb_module *outer, const nb_module *inner);
 
 /* Sequential container: children named "0", "1", ... as in PyTorch. Takes ownership of the layers (also on
  * failure, so a failed layer constructor inside the array is safe: the others are freed and NULL is returned with
  * the constructor's message). x -> layers[0] -> ... -> layers[n-1]; an empty Sequential is the identity.
- * append and set take ownership of layer too, also on failure. */
+ * append and set take ownership of layer too, also on failure. A module has one owner: NB_ERR_ARG for a layer
+ * given twice, one already inside another layer or inside seq, or one that contains seq; such a layer stays
+ * with its owner (on failure, a module owned elsewhere is not freed). */
 NB_API nb_module *nb_sequential_new(int n, nb_module *const *layers);
 NB_API nb_status nb_sequential_append(nb_module *seq, nb_module *layer);
 NB_API int nb_sequential_len(const nb_module *seq);
 NB_API nb_module *nb_sequential_get(nb_module *seq, int i); /* negative counts from the end */
-/* Replaces child i by layer (for example a new head when fine-tuning), freeing the old child. */
+/* Replaces child i by layer (for example a new head when fine-tuning), freeing the old child, unless layer
+ * contains it: nb_sequential_set(seq, i, nb_lora_linear_new(nb_sequential_get(seq, i), ...)) wraps child i. */
 NB_API nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer);
 
 /* ------------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ static nb_tensor *layer_norm_forward(nb_module *m, nb_tensor *x)
     nb_layer_norm *ln = (nb_layer_norm *)m;
     nbi_tensor *t = nbi_resolve(x, "nb_layer_norm", "input");
     if (!t) return NULL;
+    if (!nbi_is_float(t->dtype))
+        return nbi_error(NB_ERR_DTYPE, "nb_layer_norm: needs an f32 or f64 input, not %s", nb_dtype_name(t->dtype));
     bool fits = t->ndim >= ln->ndim;
     for (int i = 0; fits && i < ln->ndim; i++)
         fits = t->shape[t->ndim - ln->ndim + i] == ln->normalized_shape[i];
@@ -65,7 +67,7 @@ static void layer_norm_destroy(nb_module *m)
 }
 
 static const nb_module_type layer_norm_type = {"LayerNorm", layer_norm_forward, layer_norm_collect, NULL,
-                                               layer_norm_destroy};
+                                               layer_norm_destroy, NULL};
 
 nb_module *nb_layer_norm_new(int ndim, const int64_t *normalized_shape, double eps, bool elementwise_affine)
 {
@@ -181,7 +183,7 @@ void nbi_batch_norm_destroy(nb_module *m)
 }
 
 static const nb_module_type batch_norm_type = {"BatchNorm1d", batch_norm_forward, nbi_batch_norm_collect, NULL,
-                                               nbi_batch_norm_destroy};
+                                               nbi_batch_norm_destroy, NULL};
 
 nb_module *nbi_batch_norm_new(const nb_module_type *type, const char *fn, int64_t num_features, double eps,
                               double momentum, bool affine)

@@ -571,6 +571,11 @@ START_TEST(gpt_errors)
     ck_assert_error(NB_ERR_INDEX, "5");
     ck_assert_ptr_null(nb_gpt_generate(gpt, nb_zeros(NB_SHAPE(1, 2), NB_I64), -1, 1, 0, NULL));
     ck_assert_error(NB_ERR_ARG, "nb_gpt_generate", "n_new");
+    /* so many new tokens that the token buffer's size overflows: refused before any allocation */
+    ck_assert_ptr_null(nb_gpt_generate(gpt, nb_zeros(NB_SHAPE(1, 2), NB_I64), INT64_MAX, 1, 0, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_gpt_generate", "too many");
+    ck_assert_ptr_null(nb_gpt_generate(gpt, nb_zeros(NB_SHAPE(2, 2), NB_I64), INT64_MAX / 3, 1, 0, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_gpt_generate", "too many");
     ck_assert_ptr_null(nb_gpt_generate(gpt, nb_zeros(NB_SHAPE(2), NB_I64), 1, 1, 0, NULL));
     ck_assert_error(NB_ERR_SHAPE, "nb_gpt_generate", "(2)");
     nb_module *lin = nb_linear_new(2, 2, true, NULL);

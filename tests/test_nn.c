@@ -677,6 +677,60 @@ START_TEST(sequential_get_set_append)
 }
 END_TEST
 
+/* A module has one owner: a layer given twice, or one already inside (or containing) the container, is refused
+ * without being freed, and the container stays usable; wrapping a child (LoRA) hands it to the wrapper. */
+START_TEST(sequential_single_owner)
+{
+    int64_t before = live_tensors();
+    nb_module *lin = nb_linear_new(4, 4, true, NULL), *relu = nb_relu_layer_new();
+    /* the same module twice in the array: refused, freed once */
+    ck_assert_ptr_null(nb_sequential_new(3, (nb_module *[]){lin, relu, lin}));
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_new", "layers 0 and 2 are the same Linear");
+    ck_assert_int_eq(live_tensors(), before);
+    /* a layer already inside another one of the array */
+    nb_module *inner = nb_relu_layer_new();
+    nb_module *box = nb_sequential_new(1, (nb_module *[]){inner});
+    ck_assert_ptr_null(nb_sequential_new(2, (nb_module *[]){inner, box}));
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_new", "layer 0 is already inside layer 1");
+
+    nb_module *seq = nb_sequential_new(2, (nb_module *[]){nb_linear_new(4, 4, true, NULL), nb_relu_layer_new()});
+    nb_module *first = nb_sequential_get(seq, 0), *outer = nb_sequential_new(1, (nb_module *[]){seq});
+    ck_assert(nb_module_contains(outer, first) && nb_module_contains(seq, seq) && !nb_module_contains(first, seq));
+    /* already inside: append and set refuse and free nothing */
+    ck_assert_int_eq(nb_sequential_append(seq, first), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_append", "already inside");
+    ck_assert_int_eq(nb_sequential_set(seq, 1, first), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "already inside child 0");
+    /* a cycle, directly or through another container, even at a bad index */
+    ck_assert_int_eq(nb_sequential_append(seq, outer), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_append", "cannot contain itself");
+    ck_assert_int_eq(nb_sequential_set(seq, 0, outer), NB_ERR_ARG);
+    ck_assert_int_eq(nb_sequential_set(seq, 5, seq), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "cannot contain itself");
+    ck_assert_int_eq(nb_sequential_len(seq), 2);
+    ck_assert_ptr_eq(nb_sequential_get(seq, 0), first);
+
+    /* wrapping child 0 in a LoRA adapter: the adapter takes the Linear over, set does not free it */
+    nb_linear *base = (nb_linear *)first;
+    nb_no_grad_begin();
+    nb_fill(base->weight, 0.5);
+    nb_fill(base->bias, 0.25);
+    nb_no_grad_end();
+    ck_assert_ok(nb_sequential_set(seq, 0, nb_lora_linear_new(first, 2, 4.0, NULL)));
+    ck_assert_str_eq(nb_sequential_get(seq, 0)->type->name, "LoRALinear");
+    ck_assert(nb_module_contains(seq, first));
+    nb_scope_begin();
+    nb_tensor *y = nb_forward(outer, T_F32(NB_SHAPE(1, 4), 1, 1, 1, 1));
+    ck_assert_values(y, 1e-6, 2.25, 2.25, 2.25, 2.25); /* B starts at 0: the base layer's output */
+    nb_param_list *p = nb_module_parameters(outer);
+    ck_assert_str_eq(names_of(p), "0.0.weight 0.0.bias 0.0.lora_A 0.0.lora_B");
+    nb_param_list_free(p);
+    nb_scope_end();
+    nb_module_free(outer);
+    ck_assert_int_eq(live_tensors(), before);
+}
+END_TEST
+
 START_TEST(module_train_propagates)
 {
     nb_module *bn = nb_batch_norm1d_new(2, 1e-5, 0.1, true);
@@ -873,6 +927,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, layer_gradients);
     tcase_add_test(tc, sequential_naming_and_forward);
     tcase_add_test(tc, sequential_get_set_append);
+    tcase_add_test(tc, sequential_single_owner);
     tcase_add_test(tc, module_train_propagates);
     tcase_add_test(tc, param_list_basics);
     tcase_add_test(tc, param_list_freezing);
