@@ -110,16 +110,48 @@ void nbi_optim_flat_written(nb_tensor *p, nb_tensor *const *state, int n_state)
 
 void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx) { nbi_parallel_for(n, 32768, fn, ctx); }
 
-/* Creates p's missing state tensors, owned by the optimizer whatever scopes are open. */
-static nb_status ensure_state(nb_optimizer *opt, nbi_optim_param *p)
+/* NB_ERR_FREED naming p when its tensor was freed; the name is formatted only on that path, not every step. */
+static bool param_valid(const nbi_optim_param *p, const char *fn)
+{
+    if (nbi_peek(p->tensor)) return true;
+    char what[NB_NAME_MAX + 16];
+    snprintf(what, sizeof what, "parameter \"%s\"", p->name);
+    nbi_resolve(p->tensor, fn, what);
+    return false;
+}
+
+/* p's state tensors that exist must be usable: not freed (their handles are handed out by nb_optimizer_state),
+ * and the step count a whole number >= 0 (a damaged checkpoint could hold anything). */
+static nb_status check_state(const nb_optimizer *opt, const nbi_optim_param *p, nb_status code, const char *fn)
 {
     for (int k = 0; k < opt->n_state; k++) {
+        if (!p->state[k]) continue;
+        if (!nbi_peek(p->state[k]))
+            return nbi_fail(NB_ERR_FREED, "%s: state \"%s\" of parameter \"%s\" was freed (nb_free on a tensor of "
+                            "nb_optimizer_state's list?); the optimizer owns it", fn, opt->state_names[k], p->name);
+    }
+    if (p->state[0]) {
+        double t = nb_item(p->state[0]);
+        if (!(t >= 0 && t < 0x1p53 && t == floor(t)))
+            return nbi_fail(code, "%s: state \"step\" of parameter \"%s\" holds %g, not a step count >= 0 (loaded "
+                            "from a damaged checkpoint?)", fn, p->name, t);
+    }
+    return NB_OK;
+}
+
+/* Creates p's missing state tensors, owned by the optimizer whatever scopes are open, after checking those that
+ * exist. */
+static nb_status ensure_state(nb_optimizer *opt, nbi_optim_param *p, const char *fn)
+{
+    if (!param_valid(p, fn)) return nb_last_status();
+    nb_status st = check_state(opt, p, NB_ERR_STATE, fn);
+    for (int k = 0; k < opt->n_state && !st; k++) {
         if (p->state[k]) continue;
         nb_tensor *s = k == 0 ? nb_zeros(0, (const int64_t[]){1}, NB_I64) : nb_full_like(p->tensor, opt->state_init[k]);
         if (!s) return nb_last_status();
         p->state[k] = nbi_nn_own(s);
     }
-    return NB_OK;
+    return st;
 }
 
 nb_status nb_optimizer_step(nb_optimizer *opt)
@@ -130,16 +162,11 @@ nb_status nb_optimizer_step(nb_optimizer *opt)
      * failed step leaves all parameters untouched. */
     for (int i = 0; i < opt->n_params; i++) {
         nbi_optim_param *p = &opt->params[i];
+        if (!param_valid(p, fn)) return nb_last_status();
         nbi_tensor *t = nbi_peek(p->tensor);
-        if (!t) { /* the message names the parameter: formatted only on this path, not every step */
-            char what[NB_NAME_MAX + 16];
-            snprintf(what, sizeof what, "parameter \"%s\"", p->name);
-            nbi_resolve(p->tensor, fn, what);
-            return nb_last_status();
-        }
         p->active = t->requires_grad && t->grad;
         if (p->active) {
-            nb_status st = ensure_state(opt, p);
+            nb_status st = ensure_state(opt, p, fn);
             if (st) return st;
         }
     }
@@ -212,7 +239,7 @@ nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_lis
     }
     for (int i = 0; i < opt->n_params; i++) {
         nbi_optim_param *p = &opt->params[i];
-        nb_status st = ensure_state(opt, p);
+        nb_status st = ensure_state(opt, p, fn);
         for (int k = 0; k < opt->n_state && !st; k++) {
             char name[NB_NAME_MAX];
             int len = snprintf(name, sizeof name, "%s%s%s.%s", prefix, *prefix ? "." : "", p->name,
@@ -241,6 +268,11 @@ nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, c
     if (steps < 0 || !isfinite(lr) || lr < 0)
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds steps %lld and lr %g; expected steps >= 0 and lr >= 0", fn,
                         (long long)steps, lr);
+    /* The state tensors were loaded in place before this call: a bad step count is reported here, not at step. */
+    for (int i = 0; i < opt->n_params; i++) {
+        st = check_state(opt, &opt->params[i], NB_ERR_FORMAT, fn);
+        if (st) return st;
+    }
     opt->steps = steps;
     opt->lr = lr;
     return NB_OK;

@@ -707,6 +707,37 @@ START_TEST(step_with_freed_parameter_changes_nothing)
 }
 END_TEST
 
+/* State tensors are handed out by nb_optimizer_state: one freed, or a step count no run could have written (a
+ * damaged checkpoint), stops the step before any parameter changes, and restore reports the bad count. */
+START_TEST(step_with_bad_state_changes_nothing)
+{
+    problem p = problem_new(NB_F64);
+    nb_optimizer *opt = nb_adam_new(p.list, nb_adam_defaults());
+    nb_param_list *state = nb_param_list_new();
+    nb_metadata meta = {0};
+    ck_assert_ok(nb_optimizer_state(opt, "optim", state, &meta));
+    backward(&p);
+    ck_assert_ok(nb_fill(nb_param_list_find(state, "optim.fc.bias.step"), -1));
+    ck_assert_int_eq(nb_optimizer_restore(opt, &meta, "optim"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_optimizer_restore", "\"step\" of parameter \"fc.bias\" holds -1");
+    ck_assert_int_eq(nb_optimizer_step(opt), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_optimizer_step", "\"step\" of parameter \"fc.bias\" holds -1");
+    assert_near(p.w, W0, 6, 0, "W");
+    assert_near(p.b, B0, 2, 0, "b");
+    ck_assert_ok(nb_fill(nb_param_list_find(state, "optim.fc.bias.step"), 0));
+
+    nb_free(nb_param_list_find(state, "optim.fc.bias.exp_avg_sq"));
+    ck_assert_int_eq(nb_optimizer_step(opt), NB_ERR_FREED);
+    ck_assert_error(NB_ERR_FREED, "nb_optimizer_step", "\"exp_avg_sq\" of parameter \"fc.bias\" was freed");
+    assert_near(p.w, W0, 6, 0, "W");
+    assert_near(p.b, B0, 2, 0, "b");
+    ck_assert_int_eq(nb_optimizer_steps(opt), 0);
+    nb_param_list_free(state);
+    nb_optimizer_free(opt);
+    problem_free(&p);
+}
+END_TEST
+
 START_TEST(state_and_restore_errors)
 {
     problem p = problem_new(NB_F64);
@@ -935,6 +966,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, defaults_match_pytorch);
     tcase_add_test(tc, constructor_errors);
     tcase_add_test(tc, step_with_freed_parameter_changes_nothing);
+    tcase_add_test(tc, step_with_bad_state_changes_nothing);
     tcase_add_test(tc, state_and_restore_errors);
     tcase_add_loop_test(tc, clip_grad_norm_matches_pytorch, 0, (int)(sizeof clip_cases / sizeof *clip_cases));
     tcase_add_test(tc, clip_grad_norm_f32);
