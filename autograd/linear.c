@@ -73,15 +73,23 @@ nb_tensor *nb_affine(nb_tensor *xh, nb_tensor *wh, nb_tensor *bh)
     nbi_tensor *x = x0->dtype == dt ? x0 : nbi_peek(nb_to_dtype(xh, dt));
     nbi_tensor *w = w0->dtype == dt ? w0 : nbi_peek(nb_to_dtype(wh, dt));
     nbi_tensor *b = !b0 || b0->dtype == dt ? b0 : nbi_peek(nb_to_dtype(bh, dt));
-    /* The leading dims of x read as rows: a view when they merge into one stride, else a contiguous copy. */
+    /* The leading dims of x read as rows: a view when they merge into one stride, else a contiguous copy. Dims of
+     * size 1 are skipped: their strides are arbitrary (a narrowed (B, 1, T, C) has stride[1] == stride[0]). */
     nbi_tensor *xr = x;
     int64_t rows = nbi_shape_numel(x0->ndim - 1, x0->shape), rs = k;
     if (x && x->ndim >= 2) {
         bool even = true;
-        for (int d = 0; d < x->ndim - 2; d++)
-            if (x->shape[d] != 1 && x->stride[d] != x->stride[d + 1] * x->shape[d + 1]) even = false;
-        if (even) rs = x->stride[x->ndim - 2];
-        else xr = nbi_contiguous_copy(x, dt, fn);
+        int64_t expect = -1; /* the stride the next non-1 dim outwards needs to merge */
+        for (int d = x->ndim - 2; d >= 0; d--) {
+            if (x->shape[d] == 1) continue;
+            if (expect < 0) rs = x->stride[d];
+            else if (x->stride[d] != expect) even = false;
+            expect = x->stride[d] * x->shape[d];
+        }
+        if (!even) {
+            rs = k;
+            xr = nbi_contiguous_copy(x, dt, fn);
+        }
     }
     nb_tensor *result = NULL;
     if (x && w && (b || !b0) && xr) {

@@ -34,6 +34,15 @@ START_TEST(affine_values_match_matmul_plus_bias)
     nb_tensor *ref = nb_add(nb_matmul(xs, nb_transpose(w, 0, 1)), b);
     ck_assert_double_le(nb_item(nb_max(nb_abs(nb_sub(nb_affine(xs, w, b), ref)))), 1e-12);
     ck_assert_str_eq(nb_grad_fn_name(nb_affine(xs, w, b)), "affine");
+    /* size-1 dims among the leading ones, whose strides say nothing: a narrowed (B, 1, T, C) has stride[1] equal
+     * to stride[0] and must still read batch 1 from batch 1; likewise (2, 1, 1, 2, 3) */
+    nb_tensor *bt = nbt_leaf(NB_SHAPE(2, 1, 4, 3), 5);
+    nb_tensor *x4 = nb_narrow(bt, 2, 0, 2);
+    ref = nb_add(nb_matmul(x4, nb_transpose(w, 0, 1)), b);
+    ck_assert_double_le(nb_item(nb_max(nb_abs(nb_sub(nb_affine(x4, w, b), ref)))), 1e-12);
+    nb_tensor *x5 = nb_narrow(nbt_leaf(NB_SHAPE(2, 1, 1, 3, 3), 6), 3, 1, 2);
+    ref = nb_add(nb_matmul(x5, nb_transpose(w, 0, 1)), b);
+    ck_assert_double_le(nb_item(nb_max(nb_abs(nb_sub(nb_affine(x5, w, b), ref)))), 1e-12);
     nb_scope_end();
 }
 END_TEST
