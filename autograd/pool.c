@@ -51,18 +51,21 @@ static bool pool_geometry(const char *fn, const nbi_tensor *x, const int64_t *ke
     if (kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1)
         return nbi_error(NB_ERR_ARG, "%s: kernel (%lld, %lld) and stride (%lld, %lld) must be >= 1", fn,
                          (long long)kernel[0], (long long)kernel[1], (long long)stride[0], (long long)stride[1]);
-    if (padding[0] < 0 || padding[1] < 0 || 2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1])
+    if (padding[0] < 0 || padding[1] < 0 || padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2)
         return nbi_error(NB_ERR_ARG, "%s: padding (%lld, %lld) must be >= 0 and at most half of kernel (%lld, %lld)",
                          fn, (long long)padding[0], (long long)padding[1], (long long)kernel[0], (long long)kernel[1]);
     *g = (nbi_conv_geom){.N = x->shape[0], .C = x->shape[1], .H = x->shape[2], .W = x->shape[3], .O = x->shape[1],
                          .KH = kernel[0], .KW = kernel[1], .sh = stride[0], .sw = stride[1], .ph = padding[0],
                          .pw = padding[1], .dh = 1, .dw = 1, .groups = x->shape[1]};
-    if (g->H + 2 * g->ph < g->KH || g->W + 2 * g->pw < g->KW)
+    int64_t padded_h, padded_w; /* 2 p <= kernel, but kernel may be near INT64_MAX */
+    if (__builtin_add_overflow(g->H, 2 * g->ph, &padded_h) || __builtin_add_overflow(g->W, 2 * g->pw, &padded_w))
+        return nbi_error(NB_ERR_ARG, "%s: padding (%lld, %lld) too large for input %s (the padded size overflows)", fn,
+                         (long long)g->ph, (long long)g->pw, s);
+    if (padded_h < g->KH || padded_w < g->KW)
         return nbi_error(NB_ERR_SHAPE, "%s: kernel (%lld, %lld) is larger than the padded input (%lld, %lld) of input %s",
-                         fn, (long long)g->KH, (long long)g->KW, (long long)(g->H + 2 * g->ph),
-                         (long long)(g->W + 2 * g->pw), s);
-    g->OH = (g->H + 2 * g->ph - g->KH) / g->sh + 1;
-    g->OW = (g->W + 2 * g->pw - g->KW) / g->sw + 1;
+                         fn, (long long)g->KH, (long long)g->KW, (long long)padded_h, (long long)padded_w, s);
+    g->OH = (padded_h - g->KH) / g->sh + 1;
+    g->OW = (padded_w - g->KW) / g->sw + 1;
     return true;
 }
 
@@ -162,6 +165,11 @@ nb_tensor *nb_adaptive_avg_pool2d(nb_tensor *input, int64_t out_h, int64_t out_w
         return nbi_error(NB_ERR_ARG, "%s: output size (%lld, %lld) must be >= 1", fn, (long long)out_h,
                          (long long)out_w);
     int64_t H = x->shape[2], W = x->shape[3];
+    if (H < 1 || W < 1) { /* every window would be empty: its average 0 / 0 (PyTorch refuses it too) */
+        char s[NBI_SHAPE_STR];
+        return nbi_error(NB_ERR_SHAPE, "%s: input %s has an empty spatial dim; H and W must be >= 1", fn,
+                         nbi_shape_fmt(s, x->ndim, x->shape));
+    }
     /* Uneven windows use (out, in) averaging matrices: refuse sizes whose matrices could never be allocated. */
     const int64_t limit = (int64_t)1 << 40;
     if (out_h > limit / (H ? H : 1) || out_w > limit / (W ? W : 1)) {

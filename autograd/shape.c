@@ -527,7 +527,9 @@ static nb_tensor *cat(const char *fn, int n, nbi_tensor **ts, int dim)
                                  d, i, nbi_shape_fmt(a, t->ndim, t->shape), r,
                                  nbi_shape_fmt(b, ref->ndim, ref->shape));
         }
-        shape[d] += t->shape[d];
+        if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d]))
+            return nbi_error(NB_ERR_SHAPE, "%s: the sizes in dim %d add up to more than %lld (tensor %d has shape %s)",
+                             fn, d, (long long)INT64_MAX, i, nbi_shape_fmt(a, t->ndim, t->shape));
     }
     nbi_tensor *out = nbi_tensor_new(dtype, ref->ndim, shape, fn);
     if (!out) return NULL;

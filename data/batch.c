@@ -151,7 +151,9 @@ int64_t nb_batch_iter_batches_per_epoch(const nb_batch_iter *it)
         nbi_error(NB_ERR_NULL, "nb_batch_iter_batches_per_epoch: iterator is NULL");
         return -1;
     }
-    return it->drop_last ? it->count / it->batch_size : (it->count + it->batch_size - 1) / it->batch_size;
+    /* count / batch_size rounded up, without count + batch_size overflowing for a huge batch_size */
+    int64_t full = it->count / it->batch_size;
+    return it->drop_last || it->count % it->batch_size == 0 ? full : full + 1;
 }
 
 int64_t nb_batch_iter_epoch(const nb_batch_iter *it)

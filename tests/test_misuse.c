@@ -665,6 +665,10 @@ START_TEST(shapes_dims_indices)
     FAILS_P(NB_ERR_SHAPE, "nb_cat", nb_cat(2, (nb_tensor *[]){t, nb_ones(NB_SHAPE(3, 2), NB_F32)}, 0));
     FAILS_P(NB_ERR_ARG, "nb_cat", nb_cat(2, (nb_tensor *[]){t, t}, 2));
     FAILS_P(NB_OK, "nb_cat", nb_cat(2, (nb_tensor *[]){t, nb_scalar(1, NB_F32)}, 0));
+    /* pieces whose sizes add up past INT64_MAX (cheap stride-0 views): refused, not wrapped around */
+    nb_tensor *pieces[32];
+    for (int i = 0; i < 32; i++) pieces[i] = nb_expand(nb_ones(NB_SHAPE(1), NB_F32), NB_SHAPE((int64_t)1 << 58));
+    FAILS_P(NB_ERR_SHAPE, "nb_cat", nb_cat(32, pieces, 0));
     FAILS_P(NB_OK, "nb_stack", nb_stack(-1, (nb_tensor *[]){t}, 0));
     FAILS_P(NB_ERR_SHAPE, "nb_stack", nb_stack(2, (nb_tensor *[]){t, v}, 0));
     FAILS_P(NB_ERR_ARG, "nb_stack", nb_stack(2, (nb_tensor *[]){t, t}, 4));
@@ -814,6 +818,7 @@ START_TEST(param_lists_and_modules)
     nb_module_free(bn);
     nb_module *ln = nb_layer_norm_new(1, (const int64_t[]){3}, 1e-5, true);
     FAILS_P(NB_ERR_SHAPE, "nb_layer_norm", nb_forward(ln, nb_ones(NB_SHAPE(2, 4), NB_F32)));
+    FAILS_P(NB_ERR_DTYPE, "nb_layer_norm", nb_forward(ln, nb_ones(NB_SHAPE(2, 3), NB_I64)));
     nb_module_free(ln);
     nb_module *sm = nb_softmax_layer_new(3);
     FAILS_P(NB_ERR_ARG, "nb_softmax", nb_forward(sm, nb_ones(NB_SHAPE(2, 4), NB_F32)));
@@ -1123,6 +1128,12 @@ START_TEST(data_functions)
     nb_free(xs);
     FAILS_FALSE(NB_ERR_FREED, "nb_batch_iter_next", nb_batch_iter_next(it, &tr, NULL));
     nb_batch_iter_free(it);
+    /* a batch larger than any data set: one batch per epoch, counted without overflow */
+    nb_batch_iter *huge = nb_batch_iter_new(nb_ones(NB_SHAPE(10, 2), NB_F32), NULL, INT64_MAX, true, false, 1);
+    if (!huge || nb_batch_iter_batches_per_epoch(huge) != 1)
+        problem(__LINE__, "batch size INT64_MAX over 10 rows: %lld batches per epoch, expected 1",
+                huge ? (long long)nb_batch_iter_batches_per_epoch(huge) : -1LL);
+    nb_batch_iter_free(huge);
     nb_batch_iter *empty_it = nb_batch_iter_new(nb_zeros(NB_SHAPE(0, 2), NB_F32), NULL, 3, true, true, 1);
     if (empty_it) {
         nb_clear_error();
@@ -1199,6 +1210,14 @@ START_TEST(conv_pool_attention_threads)
                                                                    NULL, 1));
     FAILS_P(NB_OK, "nb_max_pool2d", nb_max_pool2d(x, (const int64_t[]){INT64_MAX, 2}, NULL, NULL, NULL));
     FAILS_P(NB_ERR_ARG, "nb_adaptive_avg_pool2d", nb_adaptive_avg_pool2d(x, INT64_MAX / 2, INT64_MAX / 2));
+    /* padding at most half the kernel, but kernel and padding so large the padded size overflows */
+    FAILS_P(NB_ERR_ARG, "nb_max_pool2d", nb_max_pool2d(x, (const int64_t[]){INT64_MAX, 1}, NULL,
+                                                       (const int64_t[]){INT64_MAX / 2, 0}, NULL));
+    FAILS_P(NB_ERR_ARG, "nb_avg_pool2d", nb_avg_pool2d(x, (const int64_t[]){INT64_MAX, 1}, NULL,
+                                                       (const int64_t[]){INT64_MAX / 2, 0}, true));
+    /* an empty H: every window's average would be 0 / 0, whichever path (equal windows or not) it would take */
+    FAILS_P(NB_ERR_SHAPE, "nb_adaptive_avg_pool2d", nb_adaptive_avg_pool2d(nb_ones(NB_SHAPE(1, 1, 0, 4), NB_F32), 2, 3));
+    FAILS_P(NB_ERR_SHAPE, "nb_adaptive_avg_pool2d", nb_adaptive_avg_pool2d(nb_ones(NB_SHAPE(1, 1, 0, 4), NB_F32), 2, 2));
     WORKS_P(nb_conv2d(nb_zeros(NB_SHAPE(0, 2, 5, 5), NB_F32), w, NULL, NULL, NULL, NULL, 1));
     WORKS_P(nb_conv2d(x, nb_zeros(NB_SHAPE(0, 2, 3, 3), NB_F32), NULL, NULL, NULL, NULL, 1));
     nb_tensor *w1 = nb_ones(NB_SHAPE(4, 2, 3), NB_F32), *x1 = nb_ones(NB_SHAPE(1, 2, 6), NB_F32);
