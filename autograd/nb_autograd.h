@@ -69,7 +69,8 @@ typedef enum nb_backward_flags {
 /* Backward from a tensor with one element (seeded with 1): accumulates d root / d leaf into nb_grad(leaf) for
  * every leaf that requires grad. Errors: NB_ERR_SHAPE when root has more than one element, NB_ERR_STATE when
  * root does not require grad, when the graph was already released, or when an input of a recorded op was
- * modified in place after it was used. */
+ * modified in place after it was used, or an op's result after it was computed (in-place writes are not
+ * recorded: write into a clone, or into tensors made under no-grad mode). */
 NB_API nb_status nb_backward(nb_tensor *root);
 /* Backward seeded with grad_root (same shape as root; NULL means ones for a one-element root). */
 NB_API nb_status nb_backward_ex(nb_tensor *root, const nb_tensor *grad_root, nb_backward_flags flags);

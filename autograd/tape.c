@@ -44,6 +44,7 @@ nb_tensor *nbi_record(nbi_tensor *out, const nbi_op *op, int n, nbi_tensor *cons
         out->inputs[i] = inputs[i];
         out->input_versions[i] = (uint32_t)atomic_load_explicit(&inputs[i]->storage->version, memory_order_relaxed);
     }
+    out->own_version = (uint32_t)atomic_load_explicit(&out->storage->version, memory_order_relaxed);
     out->n_inputs = n;
     out->op = op;
     out->requires_grad = true;
@@ -430,6 +431,16 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         int k = capture_index(cap, node);
         if (k >= 0) st = capture_add(cap, k, g);
         else if (node->retains_grad && !cap) st = accumulate(node, g, create_graph);
+        /* A result written in place after it was made: backward formulas that read it (exp, tanh, softmax, ...)
+         * would use the new values, and the overwritten elements' gradient would still flow to the inputs as if
+         * they were not replaced (in-place writes are not recorded). */
+        if ((uint32_t)atomic_load(&node->storage->version) != node->own_version) {
+            char b[NBI_SHAPE_STR];
+            st = nbi_fail(NB_ERR_STATE,
+                          "%s: the result of '%s' (shape %s) was modified in place after it was computed; the "
+                          "gradient would be wrong (write into a clone instead)",
+                          fn, node->op->name, nbi_shape_fmt(b, node->ndim, node->shape));
+        }
         for (int j = 0; st == NB_OK && j < node->n_inputs; j++) {
             nbi_tensor *in = node->inputs[j];
             if ((uint32_t)atomic_load(&in->storage->version) != node->input_versions[j]) {

@@ -71,6 +71,8 @@ struct nbi_tensor {
     int n_inputs;
     nbi_tensor **inputs;         /* points at inline_inputs or at an nbi_alloc'ed array */
     uint32_t *input_versions;    /* storage versions of the inputs when recorded */
+    uint32_t own_version;        /* storage version of this result when recorded (backward reads it, or reads
+                                  * values derived from what it held then) */
     nbi_tensor *inline_inputs[NBI_INLINE_INPUTS];
     uint32_t inline_versions[NBI_INLINE_INPUTS];
     void *ctx;                   /* op-specific parameters (nbi_alloc'ed), may be NULL */

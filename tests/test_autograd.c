@@ -216,6 +216,36 @@ START_TEST(in_place_change_after_use_is_detected)
 }
 END_TEST
 
+/* An op's own result written in place after it was made: exp's backward reads its result, and even an op whose
+ * backward does not (add) would send the overwritten element's gradient to its inputs. Both are refused, also
+ * through a view of the result; writing into a clone is the way. */
+START_TEST(in_place_change_of_a_result_is_detected)
+{
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(3), 0.5, 1.5, 2.5);
+    nb_set_requires_grad(x, true);
+    nb_tensor *y = nb_exp(x);
+    ck_assert_ok(nb_set_flat(y, 0, 100.0)); /* before its use: mul records the new version */
+    nb_tensor *loss = nb_sum_to(nb_mul_scalar(y, 1.0), 0, NULL);
+    ck_assert_int_eq(nb_backward(loss), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_backward", "result of 'exp'", "(3)", "modified in place");
+    ck_assert_ptr_null(nb_grad(x));
+
+    nb_tensor *m = nb_add_scalar(x, 1);
+    ck_assert_ok(nb_fill(nb_narrow(nb_reshape(m, NB_SHAPE(3, 1)), 0, 1, 1), 7));
+    loss = nb_sum_to(nb_mul_scalar(m, 2.0), 0, NULL);
+    ck_assert_int_eq(nb_backward(loss), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "result of 'add'", "modified in place");
+
+    nb_tensor *c = nb_clone(nb_exp(x));
+    loss = nb_sum_to(nb_mul_scalar(c, 2.0), 0, NULL);
+    ck_assert_ok(nb_set_flat(nb_exp(x), 0, 100.0)); /* another result, not in this graph */
+    ck_assert_ok(nb_backward(loss));
+    ck_assert_values(nb_grad(x), 1e-12, 2 * exp(0.5), 2 * exp(1.5), 2 * exp(2.5));
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(retained_intermediate_gradient)
 {
     nb_scope_begin();
@@ -420,6 +450,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, detach_shares_data_without_history);
     tcase_add_test(tc, frozen_parameter_passes_gradient_on);
     tcase_add_test(tc, in_place_change_after_use_is_detected);
+    tcase_add_test(tc, in_place_change_of_a_result_is_detected);
     tcase_add_test(tc, retained_intermediate_gradient);
     tcase_add_test(tc, grad_of_leaves_accumulated_gradients_alone);
     tcase_add_test(tc, double_backward_scalar);
