@@ -333,12 +333,13 @@ static nb_status add_pending(nbi_tensor *t, nbi_tensor *g)
     return NB_OK;
 }
 
-/* Whether g is a temporary of this backward that nothing else holds, so t can take it as its gradient. */
+/* Whether g is a temporary of this backward that nothing else holds, so t can take it as its gradient. Its memory
+ * must be its own too: a gradient passed through unchanged (add's) may be a view of the seed or of another
+ * input's gradient, which the leaf must not share (PyTorch clones then as well). */
 static bool adoptable(const nbi_tensor *t, const nbi_tensor *g, bool create_graph)
 {
-    if (!nbi_in_innermost_scope(g) || atomic_load(&g->refs) != 1) return false;
-    return create_graph || (!g->op && g->dtype == t->dtype && nbi_is_contiguous(g) &&
-                            atomic_load(&g->storage->refs) == 1);
+    if (!nbi_in_innermost_scope(g) || atomic_load(&g->refs) != 1 || atomic_load(&g->storage->refs) != 1) return false;
+    return create_graph || (!g->op && g->dtype == t->dtype && nbi_is_contiguous(g));
 }
 
 /* Adds g into t->grad, the gradient t owns. Without create_graph a plain gradient is updated in place from then

@@ -246,6 +246,29 @@ START_TEST(in_place_change_of_a_result_is_detected)
 }
 END_TEST
 
+/* With NB_CREATE_GRAPH the leaves' gradients are their own memory: not the seed's (add passes it through) nor one
+ * buffer shared by the two inputs of an add. */
+START_TEST(create_graph_gradients_own_their_memory)
+{
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(3), 1, 2, 3), *seed = T_F64(NB_SHAPE(3), 10, 20, 30);
+    nb_set_requires_grad(x, true);
+    ck_assert_ok(nb_backward_ex(nb_add_scalar(x, 1), seed, NB_CREATE_GRAPH));
+    ck_assert(!nb_shares_storage(nb_grad(x), seed));
+    ck_assert_ok(nb_fill(seed, -1));
+    ck_assert_values(nb_grad(x), 0, 10, 20, 30);
+
+    nb_tensor *a = T_F64(NB_SHAPE(2), 1, 2), *b = T_F64(NB_SHAPE(2), 3, 4), *w = T_F64(NB_SHAPE(2), 5, 6);
+    nb_set_requires_grad(a, true);
+    nb_set_requires_grad(b, true);
+    ck_assert_ok(nb_backward_ex(nb_sum_to(nb_mul(nb_add(a, b), w), 0, NULL), NULL, NB_CREATE_GRAPH));
+    ck_assert(!nb_shares_storage(nb_grad(a), nb_grad(b)));
+    ck_assert_values(nb_grad(a), 0, 5, 6);
+    ck_assert_values(nb_grad(b), 0, 5, 6);
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(retained_intermediate_gradient)
 {
     nb_scope_begin();
@@ -451,6 +474,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, frozen_parameter_passes_gradient_on);
     tcase_add_test(tc, in_place_change_after_use_is_detected);
     tcase_add_test(tc, in_place_change_of_a_result_is_detected);
+    tcase_add_test(tc, create_graph_gradients_own_their_memory);
     tcase_add_test(tc, retained_intermediate_gradient);
     tcase_add_test(tc, grad_of_leaves_accumulated_gradients_alone);
     tcase_add_test(tc, double_backward_scalar);
