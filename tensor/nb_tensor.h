@@ -150,6 +150,9 @@ NB_API void nb_release_cached_memory(void);
 /* ------------------------------------------------------------------------------------------------
  * Creation. Each returns a new tensor (owned by the current scope, or by the caller when no scope is
  * open) or NULL on error (negative size, more than NB_MAX_DIMS dims, invalid dtype, out of memory).
+ * A value stored into an i64 tensor, here and by nb_fill, nb_set and nb_set_flat, must be a finite number in
+ * int64's range (else NB_ERR_VALUE, as PyTorch refuses it); a fraction is truncated toward zero. A bool stores
+ * value != 0.
  * ---------------------------------------------------------------------------------------------- */
 /* Uninitialized contents. */
 NB_API nb_tensor *nb_empty(int ndim, const int64_t *shape, nb_dtype dtype);
@@ -212,7 +215,8 @@ NB_API nb_status nb_to_array(const nb_tensor *t, void *out, int64_t capacity, nb
 NB_API void *nb_data(nb_tensor *t);
 /* Fills t with value, in place (all views see it). */
 NB_API nb_status nb_fill(nb_tensor *t, double value);
-/* Copies src into dst in place; src broadcasts to dst's shape and is converted to dst's dtype. */
+/* Copies src into dst in place; src broadcasts to dst's shape and is converted to dst's dtype. NB_ERR_ARG when
+ * dst has several elements at one address (a dim of stride 0: an expanded tensor), as in PyTorch. */
 NB_API nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src);
 
 /* ------------------------------------------------------------------------------------------------

@@ -48,6 +48,17 @@ static int64_t to_i64(double v)
     return (int64_t)v;
 }
 
+/* A value the caller gives for an integer tensor must be representable: PyTorch refuses NaN, infinities and
+ * out-of-range values there too ("cannot be converted without overflow") rather than store a saturated number.
+ * Fractions are truncated toward zero as in PyTorch; bool takes any value (non-zero is true). */
+static bool value_fits(nb_dtype dt, double v, const char *fn)
+{
+    if (dt != NB_I64 || (v >= -0x1p63 && v < 0x1p63)) return true;
+    nbi_error(NB_ERR_VALUE, "%s: %g cannot be stored in an i64 tensor (not a finite number in int64's range)", fn,
+              v);
+    return false;
+}
+
 static void store(void *p, nb_dtype dt, double v)
 {
     switch (dt) {
@@ -163,6 +174,7 @@ nb_tensor *nb_empty(int ndim, const int64_t *shape, nb_dtype dtype)
 
 static nb_tensor *full(int ndim, const int64_t *shape, double v, nb_dtype dtype, const char *fn)
 {
+    if (!value_fits(dtype, v, fn)) return NULL;
     nbi_tensor *t = nbi_tensor_new(dtype, ndim, shape, fn);
     if (t) fill_value(t, v);
     return nbi_handle(t);
@@ -194,6 +206,8 @@ nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype)
     if (count < 0) count = 0;
     if (count > 1e15) return nbi_error(NB_ERR_VALUE, "nb_arange: %g elements requested", count);
     int64_t n = (int64_t)count;
+    if (n > 0 && (!value_fits(dtype, start, "nb_arange") || !value_fits(dtype, start + (double)(n - 1) * step, "nb_arange")))
+        return NULL;
     nbi_tensor *t = nbi_tensor_new(dtype, 1, &n, "nb_arange");
     if (!t) return NULL;
     char *p = t->storage->data;
@@ -354,7 +368,7 @@ nb_status nb_set(nb_tensor *h, const int64_t *index, double value)
 {
     nbi_tensor *t = nbi_resolve(h, "nb_set", "tensor");
     int64_t off;
-    if (!t || !index_offset(t, index, "nb_set", &off)) return nb_last_status();
+    if (!t || !index_offset(t, index, "nb_set", &off) || !value_fits(t->dtype, value, "nb_set")) return nb_last_status();
     store((char *)t->storage->data + off * (int64_t)nb_dtype_size(t->dtype), t->dtype, value);
     nbi_storage_bump_version(t->storage);
     return NB_OK;
@@ -379,7 +393,8 @@ double nb_get_flat(const nb_tensor *h, int64_t i)
 nb_status nb_set_flat(nb_tensor *h, int64_t i, double value)
 {
     nbi_tensor *t = nbi_resolve(h, "nb_set_flat", "tensor");
-    if (!t || !flat_index_ok(t, i, "nb_set_flat")) return nb_last_status();
+    if (!t || !flat_index_ok(t, i, "nb_set_flat") || !value_fits(t->dtype, value, "nb_set_flat"))
+        return nb_last_status();
     store((char *)t->storage->data + flat_offset(t, i) * (int64_t)nb_dtype_size(t->dtype), t->dtype, value);
     nbi_storage_bump_version(t->storage);
     return NB_OK;
@@ -424,7 +439,7 @@ void *nb_data(nb_tensor *h)
 nb_status nb_fill(nb_tensor *h, double value)
 {
     nbi_tensor *t = nbi_resolve(h, "nb_fill", "tensor");
-    if (!t) return nb_last_status();
+    if (!t || !value_fits(t->dtype, value, "nb_fill")) return nb_last_status();
     nbi_storage src_storage = {.nbytes = 8, .data = &value};
     atomic_init(&src_storage.refs, 1);
     nbi_tensor src;
@@ -450,6 +465,13 @@ nb_status nb_copy_(nb_tensor *dst_h, const nb_tensor *src_h)
         return nbi_fail(NB_ERR_SHAPE, "nb_copy_: source shape %s does not broadcast to destination shape %s",
                         nbi_shape_fmt(b, src->ndim, src->shape), nbi_shape_fmt(a, dst->ndim, dst->shape));
     }
+    for (int d = 0; d < dst->ndim; d++)
+        if (dst->stride[d] == 0 && dst->shape[d] > 1) { /* PyTorch refuses it too: which value would win? */
+            char a[NBI_SHAPE_STR];
+            return nbi_fail(NB_ERR_ARG, "nb_copy_: destination of shape %s has several elements at one memory "
+                            "location (dim %d has stride 0: an expanded tensor); copy into a clone of it",
+                            nbi_shape_fmt(a, dst->ndim, dst->shape), d);
+        }
     if (src->storage == dst->storage) { /* overlapping copy: go through a temporary */
         nbi_tensor *tmp = nbi_contiguous_copy(src, src->dtype, "nb_copy_");
         if (!tmp) return nb_last_status();

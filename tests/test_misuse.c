@@ -357,6 +357,13 @@ START_TEST(creation)
     FAILS_P(NB_OK, "nb_zeros", nb_zeros(NB_MAX_DIMS + 1, nine, NB_F32));
     FAILS_P(NB_OK, "nb_ones", nb_ones(-1, neg, NB_F32));
     FAILS_P(NB_ERR_NULL, "nb_full", nb_full(2, NULL, 1, NB_F32));
+    /* integers refuse values they cannot hold (a fraction is truncated, as in PyTorch) */
+    FAILS_P(NB_ERR_VALUE, "nb_full", nb_full(NB_SHAPE(2), NAN, NB_I64));
+    FAILS_P(NB_ERR_VALUE, "nb_full", nb_full(NB_SHAPE(2), 1e19, NB_I64));
+    FAILS_P(NB_ERR_VALUE, "nb_scalar", nb_scalar(-INFINITY, NB_I64));
+    FAILS_P(NB_ERR_VALUE, "nb_arange", nb_arange(0, 4e19, 1e19, NB_I64));
+    WORKS_P(nb_full(NB_SHAPE(2), NAN, NB_BOOL));
+    WORKS_P(nb_item(nb_full(NB_SHAPE(1), -2.5, NB_I64)) == -2);
     FAILS_P(NB_OK, "nb_zeros", nb_zeros(2, huge, NB_F64));
     FAILS_P(NB_ERR_DTYPE, "nb_zeros", nb_zeros(NB_SHAPE(2), (nb_dtype)7));
     FAILS_P(NB_ERR_DTYPE, "nb_scalar", nb_scalar(1, (nb_dtype)-1));
@@ -461,6 +468,13 @@ START_TEST(inspection_and_access)
     FAILS_P(NB_OK, "nb_data", nb_data(nb_transpose(t, 0, 1)));
     FAILS_S(NB_ERR_SHAPE, "nb_copy_", nb_copy_(t, nb_ones(NB_SHAPE(4), NB_F32)));
     FAILS_S(NB_ERR_SHAPE, "nb_copy_", nb_copy_(nb_ones(NB_SHAPE(3), NB_F32), t));
+    /* an expanded destination: several elements at one address */
+    FAILS_S(NB_ERR_ARG, "nb_copy_", nb_copy_(nb_expand(nb_zeros(NB_SHAPE(1), NB_F32), NB_SHAPE(3)),
+                                             nb_ones(NB_SHAPE(3), NB_F32)));
+    nb_tensor *labels = nb_zeros(NB_SHAPE(2), NB_I64);
+    FAILS_S(NB_ERR_VALUE, "nb_fill", nb_fill(labels, NAN));
+    FAILS_S(NB_ERR_VALUE, "nb_set_flat", nb_set_flat(labels, 0, INFINITY));
+    FAILS_S(NB_ERR_VALUE, "nb_set", nb_set(labels, (const int64_t[]){1}, -1e300));
     FAILS_S(NB_ERR_NULL, "nb_fprint", nb_fprint(NULL, t));
     nb_clear_error();
     FAILS_S(NB_ERR_NULL, "nb_to_array", nb_to_array(empty, NULL, 0, NB_F32));
