@@ -186,8 +186,28 @@ nb_status nb_lora_save(const char *path, nb_module *model, const nb_metadata *me
     return st;
 }
 
+/* A merged LoRA layer in m's tree: loading new adapters into it would leave the old ones folded into W, and
+ * unmerging would then subtract the new ones. */
+static const nb_lora_linear *find_merged(nb_module *m)
+{
+    if (!m || !m->type) return NULL;
+    if (m->type == &lora_type) return ((nb_lora_linear *)m)->merged ? (nb_lora_linear *)m : NULL;
+    nb_module *c;
+    for (int i = 0; m->type->child && (c = m->type->child(m, i)) != NULL; i++) {
+        const nb_lora_linear *found = find_merged(c);
+        if (found) return found;
+    }
+    return NULL;
+}
+
 nb_status nb_lora_load(const char *path, nb_module *model, nb_load_report *report, nb_metadata *metadata)
 {
+    const nb_lora_linear *merged = find_merged(model);
+    if (merged)
+        return nbi_fail(NB_ERR_STATE, "nb_lora_load: the model has a merged LoRA layer (%lld x %lld, rank %lld); "
+                        "unmerge it (nb_lora_unmerge, nb_gpt_merge_lora(model, false)) before loading adapters",
+                        (long long)merged->linear->out_features, (long long)merged->linear->in_features,
+                        (long long)merged->rank);
     nb_param_list *adapters = model_adapters(model, "nb_lora_load");
     if (!adapters) return nb_last_status();
     nb_status st = nb_load_safetensors(path, adapters, NB_LOAD_STRICT, report, metadata);

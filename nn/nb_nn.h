@@ -478,7 +478,8 @@ NB_API nb_status nb_lora_unmerge(nb_module *m);
 NB_API nb_param_list *nb_lora_adapters(const nb_param_list *params);
 /* Saves only the adapters of model (its lora_A and lora_B tensors, under their full names such as
  * "blocks.0.attn.qkv.lora_A") with metadata (may be NULL); NB_ERR_ARG when the model has none. Loading is strict
- * (every adapter of the model in the file, nothing else, same shapes); load into an unmerged model. */
+ * (every adapter of the model in the file, nothing else, same shapes); load into an unmerged model (NB_ERR_STATE
+ * for a merged LoRA layer among the modules the model's type lists as children). */
 NB_API nb_status nb_lora_save(const char *path, nb_module *model, const nb_metadata *metadata);
 NB_API nb_status nb_lora_load(const char *path, nb_module *model, nb_load_report *report, nb_metadata *metadata);
 

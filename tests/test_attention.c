@@ -925,6 +925,10 @@ START_TEST(gpt_lora_save_load_merge)
     ck_assert_int_eq(nb_gpt_merge_lora(a, true), 4);
     ck_assert_int_eq(nb_gpt_merge_lora(a, true), 0);
     ck_assert_msg(max_diff(ya, nb_forward(a, idx)) < 1e-5, "merged GPT differs by %g", max_diff(ya, nb_forward(a, idx)));
+    /* merged adapters take no file: the old ones are folded into the weights */
+    ck_assert_int_eq(nb_lora_load(path, a, NULL, NULL), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_lora_load", "merged", "unmerge");
+    ck_assert_msg(max_diff(ya, nb_forward(a, idx)) < 1e-5, "a refused load changed the merged GPT");
     ck_assert_int_eq(nb_gpt_merge_lora(a, false), 4);
     ck_assert_msg(max_diff(ya, nb_forward(a, idx)) < 1e-5, "unmerged GPT differs");
     nb_scope_end();
