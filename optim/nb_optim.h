@@ -83,9 +83,12 @@ NB_API void nb_optimizer_free(nb_optimizer *opt);
 
 /* ------------------------------------------------------------------------------------------------
  * Learning-rate schedules. Each adjusts its optimizer's lr when stepped (once per epoch, or per batch:
- * the unit is the caller's), from the lr the optimizer had when the schedule was created (base_lr). Like PyTorch's
- * constructors, creating one sets the epoch-0 lr (LinearLR starts at base_lr start_factor). The optimizer must
- * outlive the schedule.
+ * the unit is the caller's). The formulas below are the closed forms, for one schedule from base_lr, the lr the
+ * optimizer had when its first schedule was created; a step applies PyTorch's chainable form of them to the
+ * optimizer's current lr (lr gamma for ExponentialLR, ...), with PyTorch's arithmetic, so several schedules on
+ * one optimizer compose as in PyTorch (a LinearLR warmup with a decay: the lr is the product of their factors)
+ * and lr changes by ReduceLROnPlateau or nb_optimizer_set_lr carry on. Like PyTorch's constructors, creating
+ * one sets the epoch-0 lr (LinearLR starts at lr start_factor). The optimizer must outlive the schedule.
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nb_scheduler nb_scheduler;
 /* lr = base_lr gamma^floor(epoch / step_size) */
@@ -94,7 +97,7 @@ NB_API nb_scheduler *nb_step_lr_new(nb_optimizer *opt, int64_t step_size, double
 NB_API nb_scheduler *nb_multistep_lr_new(nb_optimizer *opt, int n, const int64_t *milestones, double gamma);
 /* lr = base_lr gamma^epoch */
 NB_API nb_scheduler *nb_exponential_lr_new(nb_optimizer *opt, double gamma);
-/* lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / t_max)) / 2 (closed form, as PyTorch documents) */
+/* lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / t_max)) / 2 (PyTorch computes it recursively, as here) */
 NB_API nb_scheduler *nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max, double eta_min);
 /* Linear warmup: lr = base_lr (start_factor + (1 - start_factor) min(epoch, warmup) / warmup) (PyTorch LinearLR
  * with end_factor 1). */
@@ -115,10 +118,11 @@ NB_API nb_status nb_scheduler_step(nb_scheduler *s);
 /* Advances reduce-on-plateau with this epoch's metric (other schedules ignore the metric). */
 NB_API nb_status nb_scheduler_step_metric(nb_scheduler *s, double metric);
 NB_API int64_t nb_scheduler_epoch(const nb_scheduler *s);
-/* Saves / restores the schedule position (epoch, base_lr, and for plateau the best metric and counters) as
- * metadata entries under prefix ("<prefix>.scheduler" names the kind, checked on restore). Restoring a closed-form
- * schedule also sets the optimizer's lr for the restored epoch, so the schedule may be created before or after
- * nb_optimizer_restore. */
+/* Saves / restores the schedule position (epoch, base_lr, the optimizer's lr, and for plateau the best metric and
+ * counters) as metadata entries under prefix ("<prefix>.scheduler" names the kind, checked on restore). Restoring
+ * also sets the optimizer's lr to the saved one, so the schedule may be created before or after
+ * nb_optimizer_restore (creating a LinearLR changes the lr). A checkpoint without "<prefix>.lr" (written by
+ * an older nabla) gets the closed form's lr at the restored epoch. */
 NB_API nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata);
 NB_API nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_scheduler_free(nb_scheduler *s);

@@ -57,6 +57,7 @@ void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx);
 struct nb_optimizer {
     const char *type; /* PyTorch's class name, written to checkpoints: "SGD", "Adam", ... */
     double lr;        /* the current lr (schedulers change it); the options keep the initial one */
+    double initial_lr; /* the lr when the first schedule was made (PyTorch's initial_lr); NAN before */
     int64_t steps;
     union {
         nb_sgd_options sgd;

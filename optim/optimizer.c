@@ -41,6 +41,7 @@ nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, dou
     nbi_count_system_alloc();
     opt->type = type;
     opt->lr = lr;
+    opt->initial_lr = NAN;
     opt->update = update;
     opt->params = params;
     for (int i = 0; i < list->count; i++) {

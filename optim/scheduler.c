@@ -1,5 +1,5 @@
-/* Learning-rate schedules: closed forms of PyTorch's StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR and
- * LinearLR, and ReduceLROnPlateau's state machine (PyTorch 1.13). */
+/* Learning-rate schedules: PyTorch's StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR and LinearLR in their
+ * chainable form, and ReduceLROnPlateau's state machine (PyTorch 1.13). */
 #include "optim_internal.h"
 
 #include <math.h>
@@ -28,6 +28,7 @@ struct nb_scheduler {
     int64_t bad_epochs, cooldown_left;
 };
 
+/* The closed forms: only for checkpoints written before schedules saved the lr (see nb_scheduler_restore). */
 static double closed_form(const nb_scheduler *s, int64_t e)
 {
     switch (s->kind) {
@@ -52,22 +53,63 @@ static double closed_form(const nb_scheduler *s, int64_t e)
     return s->base_lr;
 }
 
-/* A schedule on opt at epoch 0; like PyTorch's constructor it sets the epoch-0 lr (LinearLR starts low). */
+/* How many milestones equal e (a repeated one counts twice, as in PyTorch). */
+static int milestones_at(const nb_scheduler *s, int64_t e)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_milestones; i++) n += s->milestones[i] == e;
+    return n;
+}
+
+/* The lr after epoch e from the optimizer's current lr, with PyTorch's chainable formulas (get_lr), so that
+ * several schedules on one optimizer multiply as PyTorch's do (a warmup with a decay), with its arithmetic. */
+static double chained(const nb_scheduler *s, double lr, int64_t e)
+{
+    switch (s->kind) {
+    case STEP: return e > 0 && e % s->period == 0 ? lr * s->gamma : lr;
+    case MULTISTEP: {
+        int n = milestones_at(s, e);
+        return n ? lr * pow(s->gamma, n) : lr;
+    }
+    case EXPONENTIAL: return e > 0 ? lr * s->gamma : lr;
+    case COSINE: {
+        double t_max = (double)s->period, eta_min = s->extra;
+        if (e == 0) return lr;
+        if ((e - 1 - s->period) % (2 * s->period) == 0) /* the trough, where the ratio below would be 0 / 0 */
+            return lr + (s->base_lr - eta_min) * (1 - cos(M_PI / t_max)) / 2;
+        return (1 + cos(M_PI * (double)e / t_max)) / (1 + cos(M_PI * (double)(e - 1) / t_max)) * (lr - eta_min) +
+               eta_min;
+    }
+    case LINEAR: {
+        double start = s->extra, rise = 1 - start;
+        if (e == 0) return lr * start;
+        if (e > s->period) return lr;
+        return lr * (1 + rise / ((double)s->period * start + (double)(e - 1) * rise));
+    }
+    case PLATEAU: break;
+    }
+    return lr;
+}
+
+/* A schedule on opt at epoch 0. base_lr is the optimizer's lr when its first schedule was made (PyTorch's
+ * initial_lr), which later schedules share. */
 static nb_scheduler *make(nb_optimizer *opt, kind k, const char *fn)
 {
     if (!opt) return nbi_error(NB_ERR_NULL, "%s: optimizer is NULL", fn);
     nb_scheduler *s = calloc(1, sizeof *s);
     if (!s) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
     nbi_count_system_alloc();
+    if (isnan(opt->initial_lr)) opt->initial_lr = opt->lr;
     s->kind = k;
     s->opt = opt;
-    s->base_lr = opt->lr;
+    s->base_lr = opt->initial_lr;
     return s;
 }
 
+/* Like PyTorch's constructor, sets the epoch-0 lr (LinearLR starts low, a milestone 0 applies at once). */
 static nb_scheduler *start(nb_scheduler *s)
 {
-    if (s->kind != PLATEAU) s->opt->lr = closed_form(s, 0);
+    s->opt->lr = chained(s, s->opt->lr, 0);
     return s;
 }
 
@@ -213,7 +255,7 @@ nb_status nb_scheduler_step(nb_scheduler *s)
         return nbi_fail(NB_ERR_STATE, "nb_scheduler_step: ReduceLROnPlateau needs the metric: use "
                                       "nb_scheduler_step_metric");
     s->epoch++;
-    s->opt->lr = closed_form(s, s->epoch);
+    s->opt->lr = chained(s, s->opt->lr, s->epoch);
     return NB_OK;
 }
 
@@ -241,6 +283,7 @@ nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metad
     nb_status st = nbi_meta_set_str(metadata, prefix, "scheduler", type_names[s->kind], fn);
     if (!st) st = nbi_meta_set_int(metadata, prefix, "epoch", s->epoch, fn);
     if (!st) st = nbi_meta_set_double(metadata, prefix, "base_lr", s->base_lr, fn);
+    if (!st) st = nbi_meta_set_double(metadata, prefix, "lr", s->opt->lr, fn);
     if (!st && s->kind == PLATEAU) {
         st = nbi_meta_set_double(metadata, prefix, "best", s->best, fn);
         if (!st) st = nbi_meta_set_int(metadata, prefix, "num_bad_epochs", s->bad_epochs, fn);
@@ -254,7 +297,7 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
     const char *fn = "nb_scheduler_restore";
     if (!s || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !s ? "scheduler" : "metadata");
     int64_t epoch, bad = 0, cooldown = 0;
-    double base_lr, best = s->best;
+    double base_lr, best = s->best, lr = NAN;
     nb_status st = nbi_meta_expect_str(metadata, prefix, "scheduler", type_names[s->kind], fn);
     if (!st) st = nbi_meta_get_int(metadata, prefix, "epoch", &epoch, fn);
     if (!st) st = nbi_meta_get_double(metadata, prefix, "base_lr", &base_lr, fn);
@@ -263,7 +306,13 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
         if (!st) st = nbi_meta_get_int(metadata, prefix, "num_bad_epochs", &bad, fn);
         if (!st) st = nbi_meta_get_int(metadata, prefix, "cooldown_counter", &cooldown, fn);
     }
+    /* The lr is optional: checkpoints written before schedules chained lack it. */
+    char key[NB_NAME_MAX];
+    snprintf(key, sizeof key, "%s%slr", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "");
+    if (!st && nb_metadata_get(metadata, key)) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
     if (st) return st;
+    if (!isnan(lr) && !(isfinite(lr) && lr >= 0))
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g; expected a finite lr >= 0", fn, lr);
     if (epoch < 0 || bad < 0 || cooldown < 0 || !isfinite(base_lr) || base_lr < 0)
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, base_lr %g, num_bad_epochs %lld, "
                         "cooldown_counter %lld; none may be negative", fn, (long long)epoch, base_lr, (long long)bad,
@@ -273,10 +322,12 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
     s->best = best;
     s->bad_epochs = bad;
     s->cooldown_left = cooldown;
-    /* A schedule made after its optimizer was restored starts from the restored lr and may have changed it
-     * (LinearLR does): the closed form puts back the lr of the restored epoch. ReduceLROnPlateau keeps the
-     * optimizer's own restored lr. */
-    if (s->kind != PLATEAU) s->opt->lr = closed_form(s, epoch);
+    /* A schedule made after its optimizer was restored may have changed the restored lr (LinearLR does): the
+     * saved lr, the optimizer's when the state was taken, puts it back bit for bit whatever the order. Without it
+     * (an older checkpoint), a lone closed-form schedule's lr is its closed form at the restored epoch. */
+    if (!isnan(lr)) s->opt->lr = lr;
+    else if (s->kind != PLATEAU) s->opt->lr = closed_form(s, epoch);
+    s->opt->initial_lr = base_lr;
     return NB_OK;
 }
 

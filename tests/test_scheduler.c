@@ -30,7 +30,8 @@ static void setup_free(setup *s)
     nb_free(s->p);
 }
 
-/* lr right after creation (epoch 0), then after each of 10 steps, for PyTorch's schedulers on SGD(lr=0.1). */
+/* lr right after creation (epoch 0), then after each of 10 steps, for PyTorch's schedulers on SGD(lr=0.1); nabla
+ * computes them with PyTorch's chainable formulas, so they agree to the bit. */
 static const struct {
     const char *name;
     double lr[11];
@@ -73,11 +74,56 @@ START_TEST(schedules_match_pytorch)
         if (e > 0) ck_assert_ok(e % 2 ? nb_scheduler_step(s) : nb_scheduler_step_metric(s, 123.0));
         ck_assert_int_eq(nb_scheduler_epoch(s), e);
         double lr = nb_optimizer_get_lr(su.opt);
-        ck_assert_msg(fabs(lr - expected[_i].lr[e]) <= 1e-15, "%s epoch %d: lr %.17g, expected %.17g",
+        ck_assert_msg(lr == expected[_i].lr[e], "%s epoch %d: lr %.17g, expected %.17g",
                       expected[_i].name, e, lr, expected[_i].lr[e]);
     }
     nb_scheduler_free(s);
     setup_free(&su);
+}
+END_TEST
+
+/* Two schedules on one optimizer (lr 1) multiply as PyTorch's chainable ones do, in either order of creation:
+ * LinearLR(start_factor 0.1, 5) with ExponentialLR(0.9), LinearLR(0.25, 3) with CosineAnnealingLR(8), stepped
+ * in creation order. PyTorch's lrs, to the bit. */
+START_TEST(schedules_compose_as_in_pytorch)
+{
+    static const double warmup_exp[13] = {0.1, 0.252, 0.3726, 0.46656, 0.538002, 0.5904900000000001, 0.531441,
+                                          0.4782969000000001, 0.4304672100000001, 0.3874204890000001,
+                                          0.3486784401000001, 0.3138105960900001, 0.2824295364810001};
+    static const double exp_warmup[13] = {0.1, 0.252, 0.3726, 0.46656, 0.538002, 0.59049, 0.5314409999999999,
+                                          0.47829689999999997, 0.43046721, 0.387420489, 0.3486784401, 0.31381059609,
+                                          0.282429536481};
+    static const double warmup_cosine[13] = {0.25, 0.4809698831278217, 0.6401650429449552, 0.6913417161825449, 0.5,
+                                             0.30865828381745514, 0.14644660940672627, 0.03806023374435664, 0.0,
+                                             0.03806023374435663, 0.14644660940672638, 0.3086582838174553,
+                                             0.5000000000000006};
+    for (int c = 0; c < 3; c++) {
+        setup su = setup_new();
+        nb_optimizer_set_lr(su.opt, 1.0);
+        nb_scheduler *first, *second;
+        const double *want = c == 0 ? warmup_exp : c == 1 ? exp_warmup : warmup_cosine;
+        if (c == 0) {
+            first = nb_linear_warmup_new(su.opt, 5, 0.1);
+            second = nb_exponential_lr_new(su.opt, 0.9);
+        } else if (c == 1) {
+            first = nb_exponential_lr_new(su.opt, 0.9);
+            second = nb_linear_warmup_new(su.opt, 5, 0.1);
+        } else {
+            first = nb_linear_warmup_new(su.opt, 3, 0.25);
+            second = nb_cosine_annealing_lr_new(su.opt, 8, 0.0);
+        }
+        for (int e = 0; e <= 12; e++) {
+            if (e > 0) {
+                ck_assert_ok(nb_scheduler_step(first));
+                ck_assert_ok(nb_scheduler_step(second));
+            }
+            ck_assert_msg(nb_optimizer_get_lr(su.opt) == want[e], "case %d epoch %d: lr %.17g, expected %.17g", c, e,
+                          nb_optimizer_get_lr(su.opt), want[e]);
+        }
+        nb_scheduler_free(first);
+        nb_scheduler_free(second);
+        setup_free(&su);
+    }
 }
 END_TEST
 
@@ -464,6 +510,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     int n = (int)(sizeof expected / sizeof *expected);
     tcase_add_loop_test(tc, schedules_match_pytorch, 0, n);
+    tcase_add_test(tc, schedules_compose_as_in_pytorch);
     tcase_add_test(tc, plateau_matches_pytorch);
     tcase_add_test(tc, plateau_defaults);
     tcase_add_loop_test(tc, schedule_state_restores, 0, n);
