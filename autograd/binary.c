@@ -32,13 +32,22 @@ static nb_tensor *binary(const char *fn, nbi_binary_kind kind, const nbi_op *op,
     return result;
 }
 
-/* t (op) s with s made a 0-d tensor of t's dtype (f32 when t is integral and s is not). */
+/* Whether s stands for a Python int: an infinite, NaN or out-of-range s has no int64 value to keep
+ * integer arithmetic exact (it would saturate or wrap), so it counts as a float scalar. */
+static bool integral_scalar(double s)
+{
+    return isfinite(s) && s == floor(s) && s >= -0x1p63 && s < 0x1p63;
+}
+
+/* t (op) s with s made a 0-d tensor whose dtype gives PyTorch's result for a tensor with a Python scalar:
+ * a float t keeps its dtype; an integral t with an integral s gives i64 (a bool t too, so that true + 2 is 3,
+ * not true); any other s makes the result f32 (the default float dtype). */
 static nb_tensor *with_scalar(const char *fn, nbi_binary_kind kind, const nbi_op *op, nb_tensor *th, double s,
                               bool scalar_first)
 {
     nbi_tensor *t = nbi_resolve(th, fn, "tensor");
     if (!t) return NULL;
-    nb_dtype dt = (nbi_is_float(t->dtype) || s == floor(s)) ? t->dtype : NB_F32;
+    nb_dtype dt = nbi_is_float(t->dtype) ? t->dtype : integral_scalar(s) ? NB_I64 : NB_F32;
     nb_tensor *sh = nb_scalar(s, dt);
     if (!sh) return NULL;
     nb_tensor *r = scalar_first ? binary(fn, kind, op, sh, th) : binary(fn, kind, op, th, sh);
@@ -78,27 +87,38 @@ static void div_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_div(g, b));
     if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_neg(nb_div(nb_mul(g, a), nb_mul(b, b))));
 }
-/* d(a^b) = (g b a^(b-1), g a^b log a), the second taken as 0 where a = 0 (as PyTorch does) */
+/* d(a^b) = (g b a^(b-1), g a^b log a), each taken as 0 where PyTorch masks it: the first where b = 0, the
+ * second where a = 0 and b >= 0; there the formulas give 0 inf or inf 0 (NaN). Rather than masking the result,
+ * a is replaced by 1 at the offending points, so the backward graph holds no infinity there either (double
+ * backward stays finite) and, for the first, an ordinary a with b = 0 keeps its second derivative d/db = 1/a. */
 static void pow_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     nb_tensor *a = nbi_in(out, 0), *b = nbi_in(out, 1);
-    if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_mul(g, nb_mul(b, nb_pow(a, nb_sub_scalar(b, 1)))));
+    nb_tensor *one = nb_scalar(1, out->dtype), *zero = nb_scalar(0, out->dtype);
+    if (nbi_wants_grad(out, 0)) {
+        /* only a = 0 (0 inf) and a NaN make 0 a^-1 other than 0; any other a gives 0 as it is */
+        nb_tensor *singular = nb_add(nb_eq_scalar(a, 0), nb_ne(a, a));
+        nb_tensor *base = nb_where(nb_mul(nb_eq(b, zero), singular), one, a);
+        gin[0] = to_input(out, 0, nb_mul(g, nb_mul(b, nb_pow(base, nb_sub_scalar(b, 1)))));
+    }
     if (nbi_wants_grad(out, 1)) {
-        nb_tensor *zero_base = nb_eq_scalar(a, 0);
-        nb_tensor *safe_a = nb_masked_fill(a, zero_base, 1.0); /* log(1) = 0 where a = 0 */
+        /* a^b = 0 or 1 there and log 1 = 0; for b < 0, inf (-inf) = -inf as in PyTorch */
+        nb_tensor *safe_a = nb_where(nb_mul(nb_eq(a, zero), nb_ge(b, zero)), one, a);
         gin[1] = to_input(out, 1, nb_mul(g, nb_mul(nb_pow(a, b), nb_log(safe_a))));
     }
 }
-/* d max(a,b) = g to the larger input, split evenly on ties (the mask is a constant) */
+/* d max(a,b) = g to the larger input, split evenly on ties (the masks are constants). Each mask is 1 less what
+ * the other input takes, so where either is NaN (no order, no tie) both get all of g, as in PyTorch. */
 static void extremum_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin, nbi_binary_kind wins)
 {
     nb_tensor *a = nbi_in(out, 0), *b = nbi_in(out, 1);
     nb_dtype dt = out->dtype;
     nb_no_grad_begin();
     nb_tensor *wins_a = nb_to_dtype(wins == NBI_GT ? nb_gt(a, b) : nb_lt(a, b), dt);
+    nb_tensor *wins_b = nb_to_dtype(wins == NBI_GT ? nb_lt(a, b) : nb_gt(a, b), dt);
     nb_tensor *ties = nb_mul_scalar(nb_to_dtype(nb_eq(a, b), dt), 0.5);
-    nb_tensor *mask_a = nb_add(wins_a, ties);
-    nb_tensor *mask_b = nb_rsub_scalar(1.0, mask_a);
+    nb_tensor *mask_a = nb_rsub_scalar(1.0, nb_add(wins_b, ties));
+    nb_tensor *mask_b = nb_rsub_scalar(1.0, nb_add(wins_a, ties));
     nb_no_grad_end();
     if (nbi_wants_grad(out, 0)) gin[0] = to_input(out, 0, nb_mul(g, mask_a));
     if (nbi_wants_grad(out, 1)) gin[1] = to_input(out, 1, nb_mul(g, mask_b));
@@ -113,13 +133,13 @@ static const nbi_op div_op = {"div", div_backward,
                               .derivative = "d out/d a = 1/b, d out/d b = -a/b^2",
                               .elementwise = true};
 static const nbi_op pow_op = {"pow", pow_backward,
-                              .derivative = "d out/d a = b a^(b-1), d out/d b = out ln a (0 where a = 0)",
+                              .derivative = "d out/d a = b a^(b-1) (0 where b = 0), d out/d b = out ln a (0 where a = 0, b >= 0)",
                               .elementwise = true};
 static const nbi_op maximum_op = {"maximum", maximum_backward,
-                              .derivative = "d out/d a = 1 where a > b, d out/d b = 1 where b > a (1/2 each on ties)",
+                              .derivative = "d out/d a = 1 unless a < b, d out/d b = 1 unless b < a (1/2 each on ties)",
                               .elementwise = true};
 static const nbi_op minimum_op = {"minimum", minimum_backward,
-                              .derivative = "d out/d a = 1 where a < b, d out/d b = 1 where b < a (1/2 each on ties)",
+                              .derivative = "d out/d a = 1 unless a > b, d out/d b = 1 unless b > a (1/2 each on ties)",
                               .elementwise = true};
 
 nb_tensor *nb_add(nb_tensor *a, nb_tensor *b) { return binary("nb_add", NBI_ADD, &add_op, a, b); }

@@ -125,11 +125,18 @@ NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);     /* a + b */
 NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);     /* a - b */
 NB_API nb_tensor *nb_mul(nb_tensor *a, nb_tensor *b);     /* a * b */
 NB_API nb_tensor *nb_div(nb_tensor *a, nb_tensor *b);     /* a / b */
-NB_API nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);     /* a ^ b; d/db = a^b log a (taken as 0 where a = 0) */
-NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b); /* max(a, b); on ties the gradient is split evenly */
-NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b); /* min(a, b); on ties the gradient is split evenly */
+/* a ^ b; as in PyTorch, d/da = b a^(b-1) is taken as 0 where b = 0 and d/db = a^b log a as 0 where a = 0 and
+ * b >= 0 (not NaN). */
+NB_API nb_tensor *nb_pow(nb_tensor *a, nb_tensor *b);
+/* max(a, b) and min(a, b). On ties the gradient is split evenly; where a or b is NaN, both get all of it
+ * (as in PyTorch). */
+NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);
+NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b);
 
-/* Scalar forms (the scalar does not change the dtype of t). */
+/* Scalar forms. The result's dtype follows PyTorch's rule for a tensor with a Python scalar: f32 and f64 t keep
+ * their dtype; an i64 or bool t with an integral s (finite, whole, within the i64 range) gives i64 (bool + 2 is
+ * i64 3, and bool t - s is i64 arithmetic like nb_sub of two bool tensors); any other s (2.5, inf, NaN, 1e19)
+ * makes the result f32. Division and powers of an i64 or bool t are f32 whatever s is, as nb_div and nb_pow. */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *t, double s);  /* t + s */
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *t, double s);  /* t - s */
 NB_API nb_tensor *nb_rsub_scalar(double s, nb_tensor *t); /* s - t */
@@ -146,6 +153,8 @@ NB_API nb_tensor *nb_lt(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_le(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_gt(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_ge(nb_tensor *a, nb_tensor *b);
+/* The scalar forms compare in the dtype the scalar rule above gives: a bool t never equals 2, an i64 t is
+ * compared with 2.5 or inf as f32. */
 NB_API nb_tensor *nb_gt_scalar(nb_tensor *t, double s);
 NB_API nb_tensor *nb_lt_scalar(nb_tensor *t, double s);
 NB_API nb_tensor *nb_eq_scalar(nb_tensor *t, double s);
@@ -169,7 +178,7 @@ NB_API nb_tensor *nb_sin(nb_tensor *t);
 NB_API nb_tensor *nb_cos(nb_tensor *t);
 NB_API nb_tensor *nb_tanh(nb_tensor *t);
 NB_API nb_tensor *nb_sigmoid(nb_tensor *t);    /* 1 / (1 + e^-t), stable for large |t| */
-NB_API nb_tensor *nb_relu(nb_tensor *t);       /* max(t, 0); gradient 0 at 0 */
+NB_API nb_tensor *nb_relu(nb_tensor *t);       /* max(t, 0); gradient 0 at 0, 1 at NaN (as PyTorch) */
 NB_API nb_tensor *nb_leaky_relu(nb_tensor *t, double negative_slope); /* t if t > 0 else slope * t */
 NB_API nb_tensor *nb_elu(nb_tensor *t, double alpha);                 /* t if t > 0 else alpha (e^t - 1) */
 /* gelu(t) = t Phi(t) with Phi the standard normal CDF (erf form), or with approximate = true the tanh form
@@ -194,7 +203,8 @@ NB_API nb_tensor *nb_var(nb_tensor *t, int ndims, const int *dims, bool unbiased
 NB_API nb_tensor *nb_std(nb_tensor *t, int ndims, const int *dims, bool unbiased, bool keepdim);
 /* log(sum(exp(t))) computed stably. */
 NB_API nb_tensor *nb_logsumexp(nb_tensor *t, int ndims, const int *dims, bool keepdim);
-/* Largest / smallest element over all of t (0-d). The gradient is split evenly among ties. */
+/* Largest / smallest element over all of t (0-d). The gradient is split evenly among ties; when the result
+ * is NaN (t holds a NaN), among the NaNs. */
 NB_API nb_tensor *nb_max(nb_tensor *t);
 NB_API nb_tensor *nb_min(nb_tensor *t);
 /* Largest / smallest along dim, and (when indices is not NULL) the i64 index of the first such element in

@@ -298,19 +298,22 @@ nb_tensor *nb_logsumexp(nb_tensor *t, int ndims, const int *dims, bool keepdim)
 /* ------------------------------------------------------------------------------------------------
  * max and min over all elements: the gradient is shared evenly by the elements equal to the result
  * ---------------------------------------------------------------------------------------------- */
+/* A NaN result comes from the NaNs of x, which eq does not match: they are the hits then, as in PyTorch
+ * (otherwise the share would be 0/0 everywhere). */
 static void extreme_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
-    nb_tensor *x = nbi_in(out, 0);
+    nb_tensor *x = nbi_in(out, 0), *y = nbi_handle(out);
     nb_no_grad_begin();
-    nb_tensor *hits = nb_to_dtype(nb_eq(x, nbi_handle(out)), out->dtype);
+    nb_tensor *nan_hits = nb_mul(nb_ne(x, x), nb_ne(y, y));
+    nb_tensor *hits = nb_to_dtype(nb_add(nb_eq(x, y), nan_hits), out->dtype);
     nb_tensor *share = nb_div(hits, nb_sum(hits, 0, NULL, false));
     nb_no_grad_end();
     gin[0] = nb_mul(g, share);
 }
 static const nbi_op max_op = {"max", extreme_backward,
-                              .derivative = "grad x = g shared evenly by the elements equal to out"};
+                              .derivative = "grad x = g shared evenly by the elements equal to out (the NaNs if out is NaN)"};
 static const nbi_op min_op = {"min", extreme_backward,
-                              .derivative = "grad x = g shared evenly by the elements equal to out"};
+                              .derivative = "grad x = g shared evenly by the elements equal to out (the NaNs if out is NaN)"};
 
 static nb_tensor *extreme(const char *fn, nb_tensor *h, bool is_max)
 {

@@ -95,11 +95,12 @@ static void sigmoid_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 }
 
 /* ---- piecewise activations ---- */
-/* 1 where x > 0: relu'(0) = 0 as in PyTorch */
+/* 0 where x <= 0, 1 elsewhere: relu'(0) = 0, and a NaN x passes its gradient on, as PyTorch's
+ * threshold_backward does */
 static void relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     nb_no_grad_begin();
-    nb_tensor *m = mask(nb_gt_scalar(x_of(out), 0), out);
+    nb_tensor *m = mask(nb_eq_scalar(nb_le(x_of(out), scalar_like(0, out)), 0), out);
     nb_no_grad_end();
     gin[0] = nb_mul(g, m);
 }
@@ -112,17 +113,20 @@ static void leaky_relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nb_no_grad_end();
     gin[0] = nb_mul(g, m);
 }
-/* 1 where x > 0, alpha e^x = y + alpha elsewhere (at 0 too, as PyTorch). Using y rather than exp(x) avoids
- * an infinite e^x times a zero mask for large positive x. */
+/* 1 where x > 0, alpha e^x elsewhere (at 0 too, as PyTorch). Not y + alpha: in f32 that cancels for large
+ * negative x (x = -30 would give 0, not 9.4e-14). The exponent is clamped to 0 on the positive side, where a
+ * zero mask times e^x would be 0 inf at x = inf; a NaN x stays NaN. */
 static void elu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     double alpha = params_of(out)->a;
+    nb_tensor *x = x_of(out);
     nb_no_grad_begin();
-    nb_tensor *pos = mask(nb_gt_scalar(x_of(out), 0), out);
+    nb_tensor *above = nb_gt_scalar(x, 0);
+    nb_tensor *pos = mask(above, out);
     nb_tensor *neg = nb_rsub_scalar(1, pos);
     nb_no_grad_end();
-    nb_tensor *slope = nb_add(pos, nb_mul(neg, nb_add_scalar(y_of(out), alpha)));
-    gin[0] = nb_mul(g, slope);
+    nb_tensor *e = nb_mul_scalar(nb_exp(nb_masked_fill(x, above, 0)), alpha);
+    gin[0] = nb_mul(g, nb_add(pos, nb_mul(neg, e)));
 }
 /* 1 inside [lo, hi] (bounds included, as PyTorch), 0 outside and for NaN */
 static void clamp_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
@@ -216,7 +220,7 @@ static const nbi_op leaky_relu_op = {"leaky_relu", leaky_relu_backward,
                               .derivative = "d out/d x = 1 where x > 0, else negative_slope",
                               .elementwise = true};
 static const nbi_op elu_op = {"elu", elu_backward,
-                              .derivative = "d out/d x = 1 where x > 0, else out + alpha",
+                              .derivative = "d out/d x = 1 where x > 0, else alpha e^x",
                               .elementwise = true};
 static const nbi_op gelu_op = {"gelu", gelu_backward,
                               .derivative = "d out/d x = Phi(x) + x phi(x) (normal CDF and density)",

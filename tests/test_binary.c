@@ -146,6 +146,155 @@ START_TEST(pow_exponent_gradient_at_zero_base)
 }
 END_TEST
 
+/* Element i of t is v: the same infinity or NaN, or within tol of a finite v. */
+static void check_ieee(nb_tensor *t, int64_t n, const double *v, double tol, const char *what)
+{
+    ck_assert_msg(t != NULL, "%s is NULL: %s", what, nb_last_error());
+    ck_assert_int_eq(nb_numel(t), n);
+    for (int64_t i = 0; i < n; i++) {
+        double got = nb_get_flat(t, i);
+        bool ok = isnan(v[i]) ? isnan(got) : isinf(v[i]) ? got == v[i] : fabs(got - v[i]) <= tol;
+        ck_assert_msg(ok, "%s element %lld = %.10g, expected %.10g", what, (long long)i, got, v[i]);
+    }
+}
+#define CHECK_IEEE(t, tol, ...)                                                                              \
+    check_ieee(t, (int64_t)(sizeof((const double[]){__VA_ARGS__}) / sizeof(double)), (const double[]){__VA_ARGS__}, \
+               tol, #t)
+
+/* PyTorch 1.13: torch.tensor([True, False, True]) + 2 etc. */
+START_TEST(scalar_with_bool_tensor)
+{
+    nb_scope_begin();
+    nb_tensor *b = nb_to_dtype(T_I64(NB_SHAPE(3), 1, 0, 1), NB_BOOL);
+    nb_tensor *r = nb_add_scalar(b, 2);
+    ck_assert_int_eq(nb_dtype_of(r), NB_I64); /* an integral scalar makes bool arithmetic i64, not bool */
+    ck_assert_values(r, 0, 3, 2, 3);
+    ck_assert_values(nb_mul_scalar(b, 3), 0, 3, 0, 3);
+    ck_assert_values(nb_eq_scalar(b, 2), 0, 0, 0, 0);
+    ck_assert_values(nb_eq_scalar(b, 1), 0, 1, 0, 1);
+    ck_assert_values(nb_gt_scalar(b, 0.5), 0, 1, 0, 1);
+    r = nb_add_scalar(b, 0.5);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 0, 1.5, 0.5, 1.5);
+    /* torch refuses bool subtraction; nabla's nb_sub does it in i64, and the scalar forms agree with it */
+    nb_tensor *ones = nb_to_dtype(T_I64(NB_SHAPE(3), 1, 1, 1), NB_BOOL);
+    nb_tensor *d = nb_sub(b, ones);
+    ck_assert_int_eq(nb_dtype_of(d), NB_I64);
+    ck_assert_values(d, 0, 0, -1, 0);
+    r = nb_sub_scalar(b, 1);
+    ck_assert_int_eq(nb_dtype_of(r), NB_I64);
+    ck_assert_values(r, 0, 0, -1, 0);
+    ck_assert_values(nb_rsub_scalar(1, b), 0, 0, 1, 0);
+    ck_assert_values(nb_sub(ones, b), 0, 0, 1, 0);
+    nb_scope_end();
+}
+END_TEST
+
+/* An infinite, NaN or beyond-int64 scalar is a float scalar: the result is f32, not saturated or wrapped. */
+START_TEST(non_integral_scalars_with_i64_tensor)
+{
+    nb_scope_begin();
+    nb_tensor *i = T_I64(NB_SHAPE(3), 5, -7, 2);
+    nb_tensor *r = nb_add_scalar(i, INFINITY);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    CHECK_IEEE(r, 0, INFINITY, INFINITY, INFINITY);
+    CHECK_IEEE(nb_add_scalar(i, -INFINITY), 0, -INFINITY, -INFINITY, -INFINITY);
+    CHECK_IEEE(nb_mul_scalar(i, INFINITY), 0, INFINITY, -INFINITY, INFINITY);
+    r = nb_add_scalar(i, NAN);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    CHECK_IEEE(r, 0, NAN, NAN, NAN);
+    r = nb_mul_scalar(i, 1e19);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 0, (float)5e19, (float)-7e19, (float)2e19);
+    ck_assert_int_eq(nb_dtype_of(nb_add_scalar(i, 0x1p63)), NB_F32);  /* 2^63 is one past INT64_MAX */
+    /* INT64_MIN fits (added to non-negative values: i64 overflow is not what this test is about) */
+    ck_assert_int_eq(nb_dtype_of(nb_add_scalar(nb_abs(i), -0x1p63)), NB_I64);
+    ck_assert_values(nb_eq_scalar(i, INFINITY), 0, 0, 0, 0);
+    ck_assert_values(nb_lt_scalar(i, INFINITY), 0, 1, 1, 1);
+    ck_assert_values(nb_gt_scalar(i, NAN), 0, 0, 0, 0);
+    r = nb_add_scalar(i, 2.5);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 0, 7.5, -4.5, 4.5);
+    nb_scope_end();
+}
+END_TEST
+
+/* torch: x ** 0 has gradient 0 everywhere, x = 0 included (b a^(b-1) would be 0 inf = NaN). */
+START_TEST(pow_zero_exponent_gradient_at_zero_base)
+{
+    nb_scope_begin();
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *x = nb_to_dtype(T_F64(NB_SHAPE(3), 0, 1, 2), d ? NB_F32 : NB_F64);
+        nb_set_requires_grad(x, true);
+        ck_assert_ok(nb_backward(nb_sum(nb_pow_scalar(x, 0), 0, NULL, false)));
+        CHECK_IEEE(nb_grad(x), 0, 0, 0, 0);
+    }
+    /* torch.pow(a, b) with a = [0, 0, 0, 0, 2, nan], b = [0, 2, -1, -2, 0, 0] */
+    nb_tensor *a = T_F64(NB_SHAPE(6), 0, 0, 0, 0, 2, NAN);
+    nb_tensor *b = T_F64(NB_SHAPE(6), 0, 2, -1, -2, 0, 0);
+    nb_set_requires_grad(a, true);
+    nb_set_requires_grad(b, true);
+    ck_assert_ok(nb_backward(nb_sum(nb_pow(a, b), 0, NULL, false)));
+    CHECK_IEEE(nb_grad(a), 0, 0, 0, -INFINITY, -INFINITY, 0, 0);
+    CHECK_IEEE(nb_grad(b), 1e-15, 0, 0, -INFINITY, -INFINITY, log(2.0), NAN);
+    /* the base is broadcast against a larger exponent */
+    nb_tensor *z = T_F64(NB_SHAPE(1), 0);
+    nb_tensor *e = T_F64(NB_SHAPE(3), 0, 1, 2);
+    nb_set_requires_grad(z, true);
+    nb_set_requires_grad(e, true);
+    ck_assert_ok(nb_backward(nb_sum(nb_pow(z, e), 0, NULL, false)));
+    CHECK_IEEE(nb_grad(z), 0, 1); /* 0 + 1 + 0 */
+    CHECK_IEEE(nb_grad(e), 0, 0, 0, 0);
+    nb_scope_end();
+}
+END_TEST
+
+static nb_tensor *f_pow_plain(nb_tensor *const *x, void *u) { (void)u; return nb_pow(x[0], x[1]); }
+static nb_tensor *f_pow_scalar0(nb_tensor *const *x, void *u) { (void)u; return nb_pow_scalar(x[0], 0); }
+
+/* Exponents exactly 0 (and bases exactly 0 with an exponent of 0): first and second derivatives against finite
+ * differences. d/db d/da a^b = 1/a at b = 0 must survive the masking. */
+START_TEST(pow_gradcheck_at_zero_exponent)
+{
+    nb_scope_begin();
+    nb_tensor *x[2] = {T_F64(NB_SHAPE(4), 0.7, 1.3, 2, 0.4), T_F64(NB_SHAPE(4), 0, 0, 0, 2)};
+    nb_set_requires_grad(x[0], true);
+    nb_set_requires_grad(x[1], true);
+    ck_assert_gradcheck(f_pow_plain, NULL, 2, x, true);
+    nb_tensor *z[1] = {T_F64(NB_SHAPE(3), 0, 1, -2)};
+    nb_set_requires_grad(z[0], true);
+    ck_assert_gradcheck(f_pow_scalar0, NULL, 1, z, true);
+    nb_scope_end();
+}
+END_TEST
+
+/* torch.maximum / torch.minimum: where either input is NaN, both get the whole gradient; ties split. */
+START_TEST(maximum_minimum_with_nan)
+{
+    nb_scope_begin();
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dt = d ? NB_F32 : NB_F64;
+        nb_tensor *a = nb_to_dtype(T_F64(NB_SHAPE(5), NAN, 1, 5, NAN, 2), dt);
+        nb_tensor *b = nb_to_dtype(T_F64(NB_SHAPE(5), 0, NAN, 2, NAN, 2), dt);
+        nb_set_requires_grad(a, true);
+        nb_set_requires_grad(b, true);
+        ck_assert_ok(nb_backward(nb_sum(nb_maximum(a, b), 0, NULL, false)));
+        ck_assert_values(nb_grad(a), 0, 1, 1, 1, 1, 0.5);
+        ck_assert_values(nb_grad(b), 0, 1, 1, 0, 1, 0.5);
+        nb_zero_grad(a);
+        nb_zero_grad(b);
+        ck_assert_ok(nb_backward(nb_sum(nb_minimum(a, b), 0, NULL, false)));
+        ck_assert_values(nb_grad(a), 0, 1, 1, 0, 1, 0.5);
+        ck_assert_values(nb_grad(b), 0, 1, 1, 1, 1, 0.5);
+    }
+    /* the masks on ordinary values, broadcast, against finite differences */
+    nb_tensor *x[2] = {nbt_leaf(NB_SHAPE(2, 1, 3), 5), nbt_leaf(NB_SHAPE(4, 1), 6)};
+    ck_assert_gradcheck(f_maximum, NULL, 2, x, false);
+    ck_assert_gradcheck(f_minimum, NULL, 2, x, false);
+    nb_scope_end();
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("binary");
@@ -159,6 +308,11 @@ Suite *make_suite(void)
     tcase_add_test(tc, gradients_broadcast);
     tcase_add_test(tc, maximum_splits_ties);
     tcase_add_test(tc, pow_exponent_gradient_at_zero_base);
+    tcase_add_test(tc, scalar_with_bool_tensor);
+    tcase_add_test(tc, non_integral_scalars_with_i64_tensor);
+    tcase_add_test(tc, pow_zero_exponent_gradient_at_zero_base);
+    tcase_add_test(tc, pow_gradcheck_at_zero_exponent);
+    tcase_add_test(tc, maximum_minimum_with_nan);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -279,6 +279,38 @@ START_TEST(gradients_of_max_and_min)
 }
 END_TEST
 
+/* PyTorch 1.13 with x = [[1, 3, 3, 2], [nan, 1, nan, 0]]: max and min over everything are NaN and share the
+ * gradient among the NaNs; along a dim the gradient goes to the index returned, the first NaN. */
+START_TEST(gradients_of_max_and_min_with_nan)
+{
+    nb_scope_begin();
+    for (int d = 0; d < 2; d++) {
+        nb_tensor *x = nb_to_dtype(T_F64(NB_SHAPE(2, 4), 1, 3, 3, 2, NAN, 1, NAN, 0), d ? NB_F32 : NB_F64);
+        nb_set_requires_grad(x, true);
+        ck_assert_ok(nb_backward(nb_max(x)));
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 0.5, 0, 0.5, 0);
+        nb_zero_grad(x);
+        ck_assert_ok(nb_backward(nb_min(x)));
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 0.5, 0, 0.5, 0);
+        nb_zero_grad(x);
+        nb_tensor *idx = NULL;
+        ck_assert_ok(nb_backward(nb_sum(nb_max_dim(x, 1, false, &idx), 0, NULL, false)));
+        ck_assert_values(idx, 0, 1, 0);
+        ck_assert_values(nb_grad(x), 0, 0, 1, 0, 0, 1, 0, 0, 0);
+        nb_zero_grad(x);
+        ck_assert_ok(nb_backward(nb_sum(nb_min_dim(x, 0, false, &idx), 0, NULL, false)));
+        ck_assert_values(idx, 0, 1, 1, 1, 1);
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 1, 1, 1, 1);
+        /* without a NaN the ties still share: torch.max([[1,3,3,2],[1,1,0,0]]) */
+        nb_tensor *y = nb_to_dtype(T_F64(NB_SHAPE(2, 4), 1, 3, 3, 2, 1, 1, 0, 0), d ? NB_F32 : NB_F64);
+        nb_set_requires_grad(y, true);
+        ck_assert_ok(nb_backward(nb_min(y)));
+        ck_assert_values(nb_grad(y), 0, 0, 0, 0, 0, 0, 0, 0.5, 0.5);
+    }
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(gradients_of_sum_mean_var)
 {
     nb_scope_begin();
@@ -581,6 +613,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, max_min_values_and_ties);
     tcase_add_test(tc, nan_wins_max_and_min);
     tcase_add_test(tc, gradients_of_max_and_min);
+    tcase_add_test(tc, gradients_of_max_and_min_with_nan);
     tcase_add_test(tc, gradients_of_sum_mean_var);
     tcase_add_test(tc, gradcheck_sum_mean);
     tcase_add_test(tc, gradcheck_var_std);

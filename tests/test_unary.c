@@ -279,6 +279,68 @@ START_TEST(gradients_at_kinks)
 }
 END_TEST
 
+/* Every value of t is within rtol of the listed value relative to it (exactly it when that is 0 or infinite). */
+static void expect_rel(nb_tensor *t, int n, const double *want, double rtol, const char *what)
+{
+    ck_assert_msg(t != NULL, "%s: %s", what, nb_last_error());
+    ck_assert_int_eq(nb_numel(t), n);
+    for (int i = 0; i < n; i++) {
+        double got = nb_get_flat(t, i);
+        bool ok = want[i] == 0 || isinf(want[i]) ? got == want[i] : fabs(got - want[i]) <= rtol * fabs(want[i]);
+        ck_assert_msg(ok, "%s element %d = %.17g, expected %.17g", what, i, got, want[i]);
+    }
+}
+#define EXPECT_REL(t, rtol, ...)                                                                      \
+    expect_rel(t, (int)(sizeof((const double[]){__VA_ARGS__}) / sizeof(double)), (const double[]){__VA_ARGS__}, \
+               rtol, #t)
+
+static nb_tensor *elu_1(nb_tensor *t) { return nb_elu(t, 1); }
+static nb_tensor *elu_05(nb_tensor *t) { return nb_elu(t, 0.5); }
+
+/* torch.nn.functional.elu backward in PyTorch 1.13: 1 at x = inf (not 0 inf), and alpha e^x with full relative
+ * precision on the negative side (y + alpha cancels in f32: -30 gave 0, -10 was off by 1e-3). */
+START_TEST(elu_gradient_matches_torch)
+{
+    nb_scope_begin();
+    EXPECT_REL(GRAD_AT(elu_1, NB_F32, INFINITY, -INFINITY, -30, -10, -1, 0, 1), 1e-6, 1, 0, 9.357622912219837e-14,
+               4.539993096841499e-05, 0.3678794503211975, 1, 1);
+    EXPECT_REL(GRAD_AT(elu_1, NB_F64, INFINITY, -INFINITY, -30, -10, -1, 0, 1, -100), 1e-14, 1, 0,
+               9.357622968840175e-14, 4.5399929762484854e-05, 0.36787944117144233, 1, 1, 3.720075976020836e-44);
+    EXPECT_REL(GRAD_AT(elu_05, NB_F32, -30, -10, -1, 0), 1e-6, 4.6788114561099187e-14, 2.2699965484207496e-05,
+               0.18393972516059875, 0.5);
+    EXPECT_REL(GRAD_AT(elu_05, NB_F64, -30, -10, -1, 0), 1e-14, 4.6788114844200874e-14, 2.2699964881242427e-05,
+               0.18393972058572117, 0.5);
+    nb_scope_end();
+}
+END_TEST
+
+static nb_tensor *f_elu_07(nb_tensor *const *x, void *u) { (void)u; return elu_07(x[0]); }
+
+/* First and second derivatives far out on both sides, against finite differences. */
+START_TEST(elu_gradcheck_tails)
+{
+    nb_scope_begin();
+    nb_tensor *x[1] = {nb_from_array((const double[]){-30, -10, -2.5, 0.3, 4, 40}, NB_SHAPE(6), NB_F64)};
+    nb_set_requires_grad(x[0], true);
+    ck_assert_gradcheck(f_elu_07, NULL, 1, x, true);
+    nb_scope_end();
+}
+END_TEST
+
+/* torch.relu backward is threshold_backward: 0 where the input is <= 0, so a NaN input passes the gradient;
+ * leaky_relu's test is x > 0, so NaN takes the slope. */
+START_TEST(gradients_at_nan)
+{
+    nb_scope_begin();
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dt = d ? NB_F32 : NB_F64;
+        EXPECT_EXACT(GRAD_AT(nb_relu, dt, NAN, -INFINITY, -1, 0, 2, INFINITY), 1, 0, 0, 0, 1, 1);
+        ck_assert_values(GRAD_AT(leaky_relu_01, dt, NAN, -1, 2), 1e-7, 0.1, 0.1, 1);
+    }
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(grad_fn_names)
 {
     nb_scope_begin();
@@ -514,6 +576,9 @@ Suite *make_suite(void)
     tcase_add_test(tc, integer_inputs);
     tcase_add_test(tc, empty_and_scalar_inputs);
     tcase_add_test(tc, gradients_at_kinks);
+    tcase_add_test(tc, elu_gradient_matches_torch);
+    tcase_add_test(tc, elu_gradcheck_tails);
+    tcase_add_test(tc, gradients_at_nan);
     tcase_add_test(tc, grad_fn_names);
     tcase_add_loop_test(tc, gradcheck_every_op, CONTIGUOUS, SLICED + 1);
     tcase_add_test(tc, gradcheck_smooth_ops_random);
