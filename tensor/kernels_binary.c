@@ -36,10 +36,12 @@
     BINARY_LOOP(KIND##_i64, uint8_t, int64_t, EXPR)        \
     BINARY_LOOP(KIND##_bool, uint8_t, uint8_t, EXPR)
 
-/* max/min propagate NaN like PyTorch's maximum/minimum */
-ARITH(add, a + b, a + b)
-ARITH(sub, a - b, a - b)
-ARITH(mul, a * b, a * b)
+/* Integer arithmetic wraps around as PyTorch's does (two's complement), computed unsigned: signed overflow would
+ * be undefined behaviour. max/min propagate NaN like PyTorch's maximum/minimum. */
+#define WRAP(OP) (int64_t)((uint64_t)a OP (uint64_t)b)
+ARITH(add, a + b, WRAP(+))
+ARITH(sub, a - b, WRAP(-))
+ARITH(mul, a * b, WRAP(*))
 FLOAT_ONLY(div, a / b)
 FLOAT_ONLY(pow, pow(a, b))
 ARITH(maximum, (a != a || a > b) ? a : b, a > b ? a : b)

@@ -66,7 +66,7 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
     }
 SUM_LOOP(sum_f32, double, float)
 SUM_LOOP(sum_f64, double, double)
-SUM_LOOP(sum_i64, int64_t, int64_t)
+SUM_LOOP(sum_i64, uint64_t, int64_t) /* unsigned: an overflowing sum wraps as PyTorch's, without undefined behaviour */
 
 /* acc += in summed over the reduced dims; acc is f64 (f32 or f64 input) or i64 (i64 input). */
 static void accumulate_sum(nbi_tensor *acc, const nbi_tensor *in)

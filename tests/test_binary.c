@@ -191,6 +191,23 @@ START_TEST(scalar_with_bool_tensor)
 END_TEST
 
 /* An infinite, NaN or beyond-int64 scalar is a float scalar: the result is f32, not saturated or wrapped. */
+/* i64 arithmetic wraps around on overflow, as PyTorch's (two's complement), and so does an i64 sum. */
+START_TEST(i64_overflow_wraps)
+{
+    nb_scope_begin();
+    nb_tensor *big = T_I64(NB_SHAPE(2), INT64_MAX, INT64_MIN);
+    nb_tensor *one = T_I64(NB_SHAPE(2), 1, 1);
+    ck_assert(nb_get_flat(nb_add(big, one), 0) == (double)INT64_MIN);
+    ck_assert(nb_get_flat(nb_sub(big, one), 1) == (double)INT64_MAX);
+    nb_tensor *p = nb_mul(T_I64(NB_SHAPE(1), (int64_t)1 << 62), T_I64(NB_SHAPE(1), 4));
+    ck_assert(nb_get_flat(p, 0) == 0);
+    int64_t out[1];
+    ck_assert_ok(nb_to_array(nb_sum(T_I64(NB_SHAPE(2), INT64_MAX, 2), 0, NULL, false), out, 1, NB_I64));
+    ck_assert(out[0] == INT64_MIN + 1);
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(non_integral_scalars_with_i64_tensor)
 {
     nb_scope_begin();
@@ -310,6 +327,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, pow_exponent_gradient_at_zero_base);
     tcase_add_test(tc, scalar_with_bool_tensor);
     tcase_add_test(tc, non_integral_scalars_with_i64_tensor);
+    tcase_add_test(tc, i64_overflow_wraps);
     tcase_add_test(tc, pow_zero_exponent_gradient_at_zero_base);
     tcase_add_test(tc, pow_gradcheck_at_zero_exponent);
     tcase_add_test(tc, maximum_minimum_with_nan);
