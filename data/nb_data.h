@@ -58,8 +58,9 @@ typedef struct nb_standardizer {
 NB_API nb_status nb_standardizer_fit(nb_standardizer *s, nb_tensor *x);
 NB_API nb_tensor *nb_standardizer_apply(const nb_standardizer *s, nb_tensor *x);
 NB_API void nb_standardizer_free(nb_standardizer *s);
-/* Min-max scaling to [0, 1] fitted on training data: (x - min) / (max - min); constant columns are shifted but
- * not scaled (they map to 0 on the training data), as scikit-learn's MinMaxScaler. Ownership as above. */
+/* Min-max scaling to [0, 1] fitted on training data: (x - min) / (max - min); constant columns (a range below 10
+ * f64 machine epsilons) are shifted but not scaled (they map to 0 on the training data), as scikit-learn's
+ * MinMaxScaler. Ownership as above. */
 typedef struct nb_minmax_scaler {
     nb_tensor *min, *max; /* (F) */
 } nb_minmax_scaler;

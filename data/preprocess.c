@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "nb_data.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -177,8 +178,13 @@ nb_tensor *nb_minmax_apply(const nb_minmax_scaler *s, nb_tensor *x)
     if (!s) return nbi_error(NB_ERR_NULL, "%s: scaler is NULL", fn);
     if (!s->min || !s->max) return nbi_error(NB_ERR_STATE, "%s: the scaler is not fitted (or was freed)", fn);
     if (!nbi_resolve(s->min, fn, "scaler") || !nbi_resolve(s->max, fn, "scaler")) return NULL;
+    /* A range below 10 machine epsilons is rounding, not spread: scikit-learn treats such a column as constant
+     * (_handle_zeros_in_scale), and so does shift_scale with a range of 0. */
+    nb_scope_begin();
     nb_tensor *range = nb_sub(s->max, s->min);
-    nb_tensor *out = shift_scale(fn, "scaler", x, s->min, range);
+    range = nb_keep(nb_masked_fill(range, nb_lt_scalar(range, 10 * DBL_EPSILON), 0.0));
+    nb_scope_end();
+    nb_tensor *out = range ? shift_scale(fn, "scaler", x, s->min, range) : NULL;
     nb_free(range);
     return out;
 }

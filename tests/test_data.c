@@ -134,6 +134,17 @@ START_TEST(minmax_matches_scikit_learn)
     nb_scope_end();
     nb_minmax_free(&m);
     ck_assert_ptr_null(m.min);
+    /* a range of rounding size (one ulp of 5, below 10 eps) is a constant column, shifted only, as in scikit-learn;
+     * 1e-10 is a real spread */
+    nb_scope_begin();
+    nb_tensor *tiny = T_F64(NB_SHAPE(2, 2), 1.0, 5.0, 1.0 + 1e-10, 5.0 + 1e-15);
+    ck_assert_ok(nb_minmax_fit(&m, tiny));
+    nb_scope_end();
+    nb_scope_begin();
+    nb_tensor *scaled = nb_minmax_apply(&m, T_F64(NB_SHAPE(1, 2), 1.0 + 0.5e-10, 5.0 + 1.0));
+    ck_assert_values(scaled, 1e-6, 0.5, 1.0);
+    nb_scope_end();
+    nb_minmax_free(&m);
 }
 END_TEST
 
