@@ -68,10 +68,11 @@ NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
  * (e.g. "optim.fc1.weight.exp_avg"; no prefix and no dot for "" or NULL), and stores the optimizer type, step count
  * and lr in metadata (may be NULL) as "<prefix>.optimizer", "<prefix>.steps", "<prefix>.lr", so that
  * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly.
- * States (PyTorch's keys): every optimizer "step" (0-d i64, this parameter's update count); SGD "momentum_buffer"
- * (with momentum); Adam/AdamW "exp_avg", "exp_avg_sq", "max_exp_avg_sq" (amsgrad); RMSprop "square_avg",
- * "momentum_buffer" (momentum > 0), "grad_avg" (centered); Adagrad "sum". They are added as buffers, are owned by
- * the optimizer (their handles die in nb_optimizer_free) and cover every parameter, frozen ones included.
+ * States (PyTorch's names): every optimizer "step" (0-d i64, this parameter's update count; PyTorch keeps a float
+ * tensor, and none for SGD); SGD "momentum_buffer" (with momentum); Adam/AdamW "exp_avg", "exp_avg_sq",
+ * "max_exp_avg_sq" (amsgrad); RMSprop "square_avg", "momentum_buffer" (momentum > 0), "grad_avg" (centered);
+ * Adagrad "sum". They are added as buffers, are owned by the optimizer (their handles die in nb_optimizer_free;
+ * freeing one makes the next step fail with NB_ERR_FREED) and cover every parameter, frozen ones included.
  * State tensors are created on first use by step(); calling this before the first step creates them with their
  * initial values (zeros; Adagrad's sum holds initial_accumulator_value). */
 NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata);
