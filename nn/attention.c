@@ -13,14 +13,6 @@ static nb_status check_dropout(const char *fn, double p)
     return nbi_fail(NB_ERR_ARG, "%s: dropout must be in [0, 1), got %g", fn, p);
 }
 
-/* Inverted dropout as nn.Dropout computes it: each element is zeroed with probability p, the others scaled by
- * 1 / (1 - p). The mask is a constant of the graph. */
-static nb_tensor *dropout(nb_tensor *x, double p, nb_generator *g)
-{
-    if (p == 0 || !x) return x;
-    nb_tensor *u = nb_rand(nb_ndim(x), nb_shape(x), 0.0, 1.0, nb_dtype_of(x), g);
-    return nb_masked_fill(nb_mul_scalar(x, 1.0 / (1.0 - p)), nb_lt_scalar(u, p), 0.0);
-}
 
 /* ------------------------------------------------------------------------------------------------
  * Scaled dot-product attention
@@ -82,7 +74,7 @@ nb_tensor *nb_scaled_dot_product_attention(nb_tensor *q, nb_tensor *k, nb_tensor
     } else if (tm) {
         scores = nb_add(scores, attn_mask);
     }
-    nb_tensor *att = dropout(nb_softmax(scores, -1), dropout_p, g);
+    nb_tensor *att = nbi_nn_dropout(nb_softmax(scores, -1), dropout_p, g);
     return nbi_nn_end(nb_matmul(att, v));
 }
 
@@ -113,7 +105,7 @@ static nb_tensor *attention_forward(nb_module *m, nb_tensor *x)
     nb_tensor *y = nb_scaled_dot_product_attention(head_view(qkv, 0, B, T, H, D), head_view(qkv, 1, B, T, H, D),
                                                    head_view(qkv, 2, B, T, H, D), NULL, a->causal, p, a->generator);
     y = nb_reshape(nb_transpose(y, 1, 2), NB_SHAPE(B, T, C));
-    return nbi_nn_end(dropout(nb_forward(a->proj, y), p, a->generator));
+    return nbi_nn_end(nbi_nn_dropout(nb_forward(a->proj, y), p, a->generator));
 }
 
 static nb_status attention_collect(nb_module *m, const char *prefix, nb_param_list *out)
@@ -181,7 +173,7 @@ static nb_tensor *block_forward(nb_module *m, nb_tensor *x)
     if (nbi_nn_begin() != NB_OK) return NULL;
     nb_tensor *h = nb_add(x, nb_forward(b->attn, nb_forward(b->ln1, x)));
     nb_tensor *mlp = nb_forward(b->proj, nb_gelu(nb_forward(b->fc, nb_forward(b->ln2, h)), false));
-    return nbi_nn_end(nb_add(h, dropout(mlp, p, b->generator)));
+    return nbi_nn_end(nb_add(h, nbi_nn_dropout(mlp, p, b->generator)));
 }
 
 static nb_status block_collect(nb_module *m, const char *prefix, nb_param_list *out)
@@ -274,7 +266,7 @@ static nb_tensor *gpt_forward(nb_module *m, nb_tensor *idx)
     double p = m->training ? gpt->config.dropout : 0.0;
     if (nbi_nn_begin() != NB_OK) return NULL;
     nb_tensor *pos = nb_forward(gpt->pos_emb, nb_arange(0, (double)T, 1, NB_I64));
-    nb_tensor *x = dropout(nb_add(nb_forward(gpt->tok_emb, idx), pos), p, gpt->generator);
+    nb_tensor *x = nbi_nn_dropout(nb_add(nb_forward(gpt->tok_emb, idx), pos), p, gpt->generator);
     x = nb_forward(gpt->ln_f, nb_forward(gpt->blocks, x));
     nb_tensor *logits;
     if (gpt->head) logits = nb_forward(gpt->head, x);

@@ -161,10 +161,16 @@ static nb_tensor *dropout_forward(nb_module *m, nb_tensor *x)
         return nbi_error(NB_ERR_DTYPE, "nb_dropout: needs an f32 or f64 input in training, not %s",
                          nb_dtype_name(t->dtype));
     if (nbi_nn_begin() != NB_OK) return NULL;
-    /* u < p drops an element, so each survives with probability 1 - p. The mask is a constant. */
-    nb_tensor *u = nb_rand(t->ndim, t->shape, 0.0, 1.0, t->dtype, d->generator);
-    nb_tensor *y = nb_masked_fill(nb_mul_scalar(x, 1.0 / (1.0 - d->p)), nb_lt_scalar(u, d->p), 0.0);
-    return nbi_nn_end(y);
+    return nbi_nn_end(nbi_nn_dropout(x, d->p, d->generator));
+}
+
+nb_tensor *nbi_nn_dropout(nb_tensor *x, double p, nb_generator *g)
+{
+    if (p == 0 || !x) return x;
+    nb_dtype dt = nb_dtype_of(x);
+    /* u < p drops an element, so each survives with probability 1 - p. */
+    nb_tensor *u = nb_rand(nb_ndim(x), nb_shape(x), 0.0, 1.0, dt, g);
+    return nb_mul(x, nb_mul_scalar(nb_to_dtype(nb_ge(u, nb_scalar(p, dt)), dt), 1.0 / (1.0 - p)));
 }
 
 static const nb_module_type dropout_type = {"Dropout", dropout_forward, NULL, NULL, free_module, NULL};

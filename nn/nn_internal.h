@@ -23,6 +23,10 @@ nb_status nbi_nn_collect_one(nb_param_list *out, const char *prefix, const char 
  * result moves to the caller's scope (or to the caller). nbi_nn_end returns result, or NULL on failure. */
 nb_status nbi_nn_begin(void);
 nb_tensor *nbi_nn_end(nb_tensor *result);
+/* Inverted dropout of a float x with 0 < p < 1, as nn.Dropout computes it: x times a constant mask that is 0 with
+ * probability p and 1 / (1 - p) otherwise (a multiplication, so a NaN or infinite x stays NaN where dropped, as
+ * in PyTorch). x unchanged for p = 0 or NULL x. */
+nb_tensor *nbi_nn_dropout(nb_tensor *x, double p, nb_generator *g);
 
 /* Allocates a zeroed module struct of `size` bytes with its type set and training on; NULL when out of memory. */
 void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn);

@@ -303,6 +303,20 @@ START_TEST(dropout_edge_probabilities)
     nb_module *d = nb_dropout_new(0.5, NULL);
     ck_assert_ptr_null(nb_forward(d, T_I64(NB_SHAPE(2), 1, 2)));
     ck_assert_error(NB_ERR_DTYPE, "nb_dropout", "i64");
+    /* non-finite inputs: dropping multiplies by 0, so NaN and infinities become NaN where dropped, as in
+     * PyTorch; kept ones are scaled (inf stays inf) */
+    nb_tensor *bad = nb_full(NB_SHAPE(64), INFINITY, NB_F32);
+    nb_set_flat(bad, 0, NAN);
+    nb_tensor *y = nb_forward(d, bad);
+    int dropped = 0, kept = 0;
+    for (int64_t i = 0; i < 64; i++) {
+        double v = nb_get_flat(y, i);
+        if (i > 0 && isinf(v)) kept++;
+        else if (isnan(v)) dropped++;
+    }
+    ck_assert_int_eq(kept + dropped, 64);
+    ck_assert_int_gt(kept, 10);
+    ck_assert_int_gt(dropped, 10);
     nb_module_free(d);
     nb_scope_end();
 }
