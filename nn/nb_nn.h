@@ -314,9 +314,14 @@ NB_API const char *nb_metadata_get(const nb_metadata *m, const char *key); /* NU
 /* Writes every tensor of the list (parameters and buffers; non-contiguous ones as their row-major values) and the
  * metadata (may be NULL) to path atomically: a temporary file "<path>.tmp.<pid>.<n>" in the same directory,
  * fsync, rename, fsync of the directory; a failure at any point removes the temporary file and leaves an existing
- * file at path untouched. The header lists "__metadata__" first, then the tensors in list order, and the data
- * follows in the same order. Errors: NB_ERR_IO naming the path and the system's reason; NB_ERR_ARG for names
- * that are not valid UTF-8, duplicated, or "__metadata__". */
+ * file at path untouched. Replacing a file keeps its permission bits (a 0600 checkpoint stays 0600); a new file
+ * gets 0666 less the umask. When path is a symbolic link (a chain is followed to its end; a relative target is
+ * relative to the link's directory), the file it points to is replaced, with the temporary file beside it, and
+ * the link is left as it is; a dangling link's target is created if its directory exists, as writing through
+ * the link would, and is otherwise NB_ERR_IO naming the link and its target. The header lists "__metadata__"
+ * first, then the tensors in list order, and the data follows in the same order. Errors: NB_ERR_IO naming the
+ * path (and a link's target) and the system's reason, including a cycle of links; NB_ERR_ARG for names that are
+ * not valid UTF-8, duplicated, or "__metadata__". */
 NB_API nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata);
 
 typedef enum nb_load_mode {
@@ -332,7 +337,12 @@ typedef struct nb_load_report {
     char details[4096]; /* one line per missing/unexpected/mismatched name, e.g. "mismatch fc2.weight: file (5, 128) f32, model (10, 128) f32" */
 } nb_load_report;
 /* Loads tensors from path into the list's tensors (copied in place, by name, with nb_copy_). Every tensor is read
- * before any is written, so on any error the list's tensors are unchanged. report may be NULL. Errors:
+ * before any is written, so on any error the list's tensors are unchanged. report may be NULL. The tensors that
+ * would be written must not share memory, or the result would depend on the order of the copies: each must be
+ * one-to-one with its memory (not an expanded view with stride 0 along a dim of size > 1) and no two may have an
+ * element in common (the same tensor under two names, a view and its base, overlapping views); disjoint views
+ * of one tensor (interleaved columns, even and odd elements) are fine. Any such problem is NB_ERR_ARG naming the
+ * entries, before any data is read; in partial mode only the entries the file holds count. Errors:
  * NB_ERR_IO (cannot open/read), NB_ERR_FORMAT (truncated or corrupt file: bad header length, invalid JSON,
  * offsets outside the data, overlapping or with gaps, any dtype other than F32/F64/I64/BOOL; the message names the
  * path and what is wrong), NB_ERR_SHAPE (strict mode mismatch; the message lists every problem, as far as the

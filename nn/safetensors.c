@@ -12,7 +12,10 @@
  * JSON is parsed strictly with a depth limit, and every tensor's dtype, shape, size and offsets are validated
  * (tensors must tile the data section exactly, as the reference reader requires) before a single byte of data is
  * read. Loading reads every matching tensor into a temporary before copying any of them into the model, so a
- * failure at any point leaves the model untouched. */
+ * failure at any point leaves the model untouched; destinations that share memory are refused before that.
+ *
+ * Saving replaces the file by a rename, so it keeps the old file's permission bits and writes through symbolic
+ * links by hand: rename would otherwise give the file the umask's mode and replace a link by a regular file. */
 #include "json.h"
 #include "nn_internal.h"
 
@@ -858,15 +861,20 @@ static void build_header(nbi_json_buf *h, const nb_param_list *list, const nb_me
     while (!h->failed && h->len % 8) nbi_json_put(h, " ", 1); /* the data starts 8-byte aligned */
 }
 
-static nb_status save_fail(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static nb_status save_fail(const char *path, const char *fmt, ...)
+/* target: where a link at path leads (NULL, or path itself, for no link), named so that the user sees which file
+ * was meant. */
+static nb_status save_fail(const char *path, const char *target, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static nb_status save_fail(const char *path, const char *target, const char *fmt, ...)
 {
     char msg[900];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return nbi_fail(NB_ERR_IO, "nb_save_safetensors: '%s': %s; any existing file there is unchanged", path, msg);
+    bool link = target && strcmp(target, path) != 0;
+    return nbi_fail(NB_ERR_IO, "nb_save_safetensors: '%s'%s%s%s: %s; any existing file there is unchanged", path,
+                    link ? " (a symbolic link to '" : "", link ? target : "", link ? "')" : "", msg);
 }
 
 /* The directory entry made by rename is durable only once the directory itself is synced. Best effort: some
@@ -894,6 +902,83 @@ static void sync_directory(const char *path)
     free(dir);
 }
 
+/* The contents of symbolic link `link`, malloc'ed; NULL with errno set on failure. */
+static char *read_link(const char *link)
+{
+    for (size_t size = 256;; size *= 2) {
+        char *buf = st_malloc(size);
+        if (!buf) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        ssize_t n = readlink(link, buf, size);
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return NULL;
+        }
+        if ((size_t)n < size) {
+            buf[n] = '\0';
+            return buf;
+        }
+        free(buf);
+    }
+}
+
+#define ST_MAX_LINKS 40 /* Linux's limit on links followed in one lookup */
+
+/* Where a save to `path` must go, malloc'ed: path itself, or, when it is a symbolic link, the file at the end of
+ * its chain. Renaming over the link itself would turn it into a regular file and leave the checkpoint it pointed
+ * to stale. Only the last component is followed (links in directories resolve the same way for the temporary
+ * file and the rename); a relative target is relative to the link's directory. A dangling link yields its
+ * target, which the save creates, as writing through the link with open() would. NULL with errno set on
+ * failure (ELOOP for a cycle). */
+static char *save_target(const char *path)
+{
+    char *cur = strdup(path);
+    if (!cur) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    nbi_count_system_alloc();
+    for (int hops = 0;; hops++) {
+        struct stat sb;
+        if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode)) return cur; /* absent or not a link: write it */
+        if (hops == ST_MAX_LINKS) {
+            free(cur);
+            errno = ELOOP;
+            return NULL;
+        }
+        char *link = read_link(cur);
+        if (!link) {
+            int e = errno;
+            free(cur);
+            errno = e;
+            return NULL;
+        }
+        const char *slash = strrchr(cur, '/');
+        if (link[0] == '/' || !slash) {
+            free(cur);
+            cur = link;
+            continue;
+        }
+        size_t dirlen = (size_t)(slash - cur) + 1, n = strlen(link);
+        char *next = st_malloc(dirlen + n + 1);
+        if (!next) {
+            free(cur);
+            free(link);
+            errno = ENOMEM;
+            return NULL;
+        }
+        memcpy(next, cur, dirlen);
+        memcpy(next + dirlen, link, n + 1);
+        free(cur);
+        free(link);
+        cur = next;
+    }
+}
+
 nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata)
 {
     const char *fn = "nb_save_safetensors";
@@ -902,29 +987,48 @@ nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, co
     if (check_list_for_save(tensors, fn)) return nb_last_status();
     if (metadata && check_metadata_for_save(metadata, fn)) return nb_last_status();
 
+    char *target = save_target(path);
+    if (!target) {
+        if (errno == ENOMEM) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
+        return save_fail(path, NULL, "cannot follow the symbolic link: %s", strerror(errno));
+    }
     nbi_json_buf header = {0};
     build_header(&header, tensors, metadata);
-    size_t tmp_size = strlen(path) + 64;
+    size_t tmp_size = strlen(target) + 64;
     char *tmp = st_malloc(tmp_size);
     unsigned char *wbuf = st_malloc(ST_WBUF);
     if (header.failed || !tmp || !wbuf) {
         nbi_json_buf_free(&header);
+        free(target);
         free(tmp);
         free(wbuf);
         return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
     }
-    /* pid and a counter: concurrent saves (other processes, other threads) never share a temporary file */
+    /* pid and a counter: concurrent saves (other processes, other threads) never share a temporary file. Beside
+     * the target, so that the rename stays within one file system. */
     static atomic_uint counter;
-    snprintf(tmp, tmp_size, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    snprintf(tmp, tmp_size, "%s.tmp.%ld.%u", target, (long)getpid(), atomic_fetch_add(&counter, 1));
+
+    /* Overwriting must not loosen the permissions of a checkpoint the user protected (0600 would become the
+     * umask's default, typically 0644). The temporary file is created no more open than the old file, so that
+     * the new data is never readable by more users than the old, and set to exactly its bits before the rename. */
+    struct stat old;
+    bool keep_mode = stat(target, &old) == 0 && S_ISREG(old.st_mode);
+    mode_t create_mode = keep_mode ? (old.st_mode & 0666) : 0666;
 
     nb_status st = NB_OK;
     bool created = false;
-    st_writer w = {.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666), .buf = wbuf};
+    st_writer w = {.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, create_mode), .buf = wbuf};
     if (w.fd < 0) {
-        st = save_fail(path, "cannot create the temporary file '%s': %s", tmp, strerror(errno));
+        st = save_fail(path, target, "cannot create the temporary file '%s': %s", tmp, strerror(errno));
         goto done;
     }
     created = true;
+    if (keep_mode && fchmod(w.fd, old.st_mode & 07777) != 0) {
+        st = save_fail(path, target, "cannot give the temporary file '%s' the permissions %04o of the existing file: %s",
+                       tmp, (unsigned)(old.st_mode & 07777), strerror(errno));
+        goto done;
+    }
     unsigned char lenbytes[8];
     for (int i = 0; i < 8; i++) lenbytes[i] = (unsigned char)((uint64_t)header.len >> (8 * i));
     w_put(&w, lenbytes, 8);
@@ -933,28 +1037,29 @@ nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, co
         if ((st = w_tensor(&w, nbi_peek(tensors->items[i].tensor), fn))) goto done;
     w_flush(&w);
     if (w.err) {
-        st = save_fail(path, "writing the temporary file '%s' failed: %s", tmp, strerror(w.err));
+        st = save_fail(path, target, "writing the temporary file '%s' failed: %s", tmp, strerror(w.err));
         goto done;
     }
     if (fsync(w.fd) != 0) {
-        st = save_fail(path, "fsync of the temporary file '%s' failed: %s", tmp, strerror(errno));
+        st = save_fail(path, target, "fsync of the temporary file '%s' failed: %s", tmp, strerror(errno));
         goto done;
     }
     int fd = w.fd;
     w.fd = -1;
     if (close(fd) != 0) {
-        st = save_fail(path, "closing the temporary file '%s' failed: %s", tmp, strerror(errno));
+        st = save_fail(path, target, "closing the temporary file '%s' failed: %s", tmp, strerror(errno));
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        st = save_fail(path, "cannot rename the temporary file '%s' over it: %s", tmp, strerror(errno));
+    if (rename(tmp, target) != 0) {
+        st = save_fail(path, target, "cannot rename the temporary file '%s' over it: %s", tmp, strerror(errno));
         goto done;
     }
-    sync_directory(path);
+    sync_directory(target);
 done:
     if (w.fd >= 0) close(w.fd);
     if (st && created) unlink(tmp);
     nbi_json_buf_free(&header);
+    free(target);
     free(tmp);
     free(wbuf);
     return st;
@@ -1006,6 +1111,158 @@ static nb_status check_list_for_load(const nb_param_list *list, const char *fn)
         if (!nbi_resolve(list->items[i].tensor, fn, list->items[i].name)) return nb_last_status();
     }
     return NB_OK;
+}
+
+/* Where a destination's elements lie in its storage, in bytes from the start of the storage, with the dims of
+ * size 1 dropped, negative strides reflected, and the rest sorted by increasing stride. */
+typedef struct st_span {
+    int item; /* index in the list */
+    const nbi_storage *storage;
+    size_t elsize;
+    int ndim;
+    int64_t size[NB_MAX_DIMS], stride[NB_MAX_DIMS];
+    int64_t lo, hi; /* [lo, hi): from the first byte of the first element to the end of the last */
+    bool dense;     /* its elements fill [lo, hi) */
+} st_span;
+
+/* Fills s for t (numel > 0). Returns whether every element has memory of its own. The test is that each stride
+ * passes the whole extent of the smaller ones: exact for every view nabla's operations make (narrow, slice,
+ * permute, transpose, expand), conservative for arbitrary strides; *bad_dim is the first dim that fails it. */
+static bool st_span_of(const nbi_tensor *t, int item, st_span *s, int *bad_dim)
+{
+    memset(s, 0, sizeof *s);
+    s->item = item;
+    s->storage = t->storage;
+    s->elsize = nb_dtype_size(t->dtype);
+    int64_t es = (int64_t)s->elsize, base = t->offset * es;
+    int dims[NB_MAX_DIMS];
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 1) continue;
+        int64_t st = t->stride[d] * es;
+        if (st < 0) {
+            base += (t->shape[d] - 1) * st;
+            st = -st;
+        }
+        int k = s->ndim++;
+        for (; k > 0 && s->stride[k - 1] > st; k--) { /* insertion by stride */
+            s->stride[k] = s->stride[k - 1];
+            s->size[k] = s->size[k - 1];
+            dims[k] = dims[k - 1];
+        }
+        s->stride[k] = st;
+        s->size[k] = t->shape[d];
+        dims[k] = d;
+    }
+    int64_t extent = es;
+    bool distinct = true;
+    for (int k = 0; k < s->ndim; k++) {
+        if (distinct && s->stride[k] < extent) {
+            distinct = false;
+            *bad_dim = dims[k];
+        }
+        extent += (s->size[k] - 1) * s->stride[k];
+    }
+    s->lo = base;
+    s->hi = base + extent;
+    s->dense = extent == t->numel * es;
+    return distinct;
+}
+
+/* Whether the element starting at byte x belongs to s (whose elements are distinct, so each stride exceeds what
+ * the smaller ones reach and the index along each dim, largest stride first, is the quotient). */
+static bool st_span_has(const st_span *s, int64_t x)
+{
+    if (x < s->lo || x >= s->hi) return false;
+    int64_t r = x - s->lo;
+    for (int k = s->ndim - 1; k >= 0; k--) {
+        int64_t i = r / s->stride[k];
+        if (i >= s->size[k]) return false;
+        r -= i * s->stride[k];
+    }
+    return r == 0;
+}
+
+/* Whether a and b (same storage, intersecting extents, each one-to-one) have an element in common: the elements
+ * of the smaller one are looked up in the other. */
+static bool st_spans_overlap(const st_span *a, const st_span *b)
+{
+    if (a->dense && b->dense) return true;
+    if (a->elsize != b->elsize || a->lo % (int64_t)a->elsize != b->lo % (int64_t)b->elsize) return true;
+    int64_t na = 1, nb = 1;
+    for (int k = 0; k < a->ndim; k++) na *= a->size[k];
+    for (int k = 0; k < b->ndim; k++) nb *= b->size[k];
+    if (na > nb) {
+        const st_span *t = a;
+        a = b;
+        b = t;
+    }
+    int64_t idx[NB_MAX_DIMS] = {0}, x = a->lo;
+    for (;;) {
+        if (st_span_has(b, x)) return true;
+        int k = 0;
+        for (; k < a->ndim; k++) {
+            x += a->stride[k];
+            if (++idx[k] < a->size[k]) break;
+            x -= idx[k] * a->stride[k];
+            idx[k] = 0;
+        }
+        if (k == a->ndim) return false;
+    }
+}
+
+static int compare_spans(const void *pa, const void *pb)
+{
+    const st_span *a = pa, *b = pb;
+    if (a->storage != b->storage) return (uintptr_t)a->storage < (uintptr_t)b->storage ? -1 : 1;
+    if (a->lo != b->lo) return a->lo < b->lo ? -1 : 1;
+    return (a->item > b->item) - (a->item < b->item);
+}
+
+/* nb_copy_ writes the destinations one after the other, element by element: if two elements of the destinations
+ * share memory, the last write wins and the loaded model silently differs from the file. So every destination
+ * that is about to be written must be one-to-one with its memory (no expanded dims) and disjoint from the others.
+ * Problems are collected into msg; returns how many there are (-1 when out of memory). */
+static int st_check_destinations(const nb_param_list *into, const st_entry *const *match, st_text *msg)
+{
+    st_span *spans = st_malloc((size_t)into->count * sizeof *spans);
+    if (!spans) return -1;
+    int n = 0, problems = 0;
+    char line[2 * ST_SHOW + 3 * NBI_SHAPE_STR + 160], n1[ST_SHOW], n2[ST_SHOW], sh[NBI_SHAPE_STR],
+        sd[NBI_SHAPE_STR];
+    for (int i = 0; i < into->count; i++) {
+        const nbi_tensor *t = nbi_peek(into->items[i].tensor);
+        if (!match[i] || t->numel == 0) continue;
+        int d = 0;
+        if (st_span_of(t, i, &spans[n], &d)) {
+            n++;
+            continue;
+        }
+        problems++;
+        if (t->stride[d] == 0)
+            snprintf(line, sizeof line, "'%s' is an expanded view: its %lld elements along dim %d are one element in memory (stride 0)",
+                     show_c(n1, into->items[i].name), (long long)t->shape[d], d);
+        else
+            snprintf(line, sizeof line, "'%s' has elements that share memory (shape %s, strides %s)",
+                     show_c(n1, into->items[i].name), nbi_shape_fmt(sh, t->ndim, t->shape),
+                     nbi_shape_fmt(sd, t->ndim, t->stride));
+        text_add(msg, line);
+    }
+    qsort(spans, (size_t)n, sizeof *spans, compare_spans);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n && spans[j].storage == spans[i].storage && spans[j].lo < spans[i].hi; j++) {
+            if (!st_spans_overlap(&spans[i], &spans[j])) continue;
+            int a = spans[i].item, b = spans[j].item;
+            if (a > b) {
+                a = spans[j].item;
+                b = spans[i].item;
+            }
+            problems++;
+            snprintf(line, sizeof line, "'%s' and '%s' share memory", show_c(n1, into->items[a].name),
+                     show_c(n2, into->items[b].name));
+            text_add(msg, line);
+        }
+    free(spans);
+    return problems;
 }
 
 nb_status nb_load_safetensors(const char *path, nb_param_list *into, nb_load_mode mode, nb_load_report *report,
@@ -1081,6 +1338,21 @@ nb_status nb_load_safetensors(const char *path, nb_param_list *into, nb_load_mod
                      "does not match the tensors to load (%d missing, %d unexpected, %d mismatched); nothing was "
                      "loaded: %s",
                      missing, unexpected, mismatched, msgbuf);
+        goto done;
+    }
+    msgbuf[0] = '\0';
+    msg = (st_text){msgbuf, sizeof msgbuf, 0, 0, "; "};
+    int aliased = st_check_destinations(into, match, &msg);
+    text_finish(&msg);
+    if (aliased < 0) {
+        st = st_fail(&f, NB_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (aliased > 0) {
+        st = st_fail(&f, NB_ERR_ARG,
+                     "the tensors to load into overlap in memory, so the result would depend on the order of the "
+                     "copies; nothing was loaded: %s",
+                     msgbuf);
         goto done;
     }
     /* Everything is read before anything is written: an I/O error halfway leaves the model as it was. */

@@ -1120,6 +1120,270 @@ START_TEST(failed_save_keeps_previous_file)
 }
 END_TEST
 
+static mode_t mode_of(const char *path)
+{
+    struct stat sb;
+    ck_assert_msg(stat(path, &sb) == 0, "stat %s: %s", path, strerror(errno));
+    return sb.st_mode & 07777;
+}
+
+/* A one-tensor list holding the values v0, v1 (the caller frees it with free_list_and_tensors). */
+static nb_param_list *pair_list(float v0, float v1)
+{
+    nb_param_list *list = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(list, "w", T_F32(NB_SHAPE(2), v0, v1), false));
+    return list;
+}
+
+/* The values of tensor "w" in the file at path. */
+static void ck_assert_file_holds(const char *path, float v0, float v1)
+{
+    nb_param_list *read = nb_read_safetensors(path, NULL);
+    ck_assert_msg(read != NULL, "%s", nb_last_error());
+    ck_assert_values(nb_param_list_find(read, "w"), 0, v0, v1);
+    free_list_and_tensors(read);
+}
+
+/* Overwriting a checkpoint keeps its permission bits: a private 0600 file must not become world-readable. */
+START_TEST(save_keeps_permissions)
+{
+    mode_t saved_umask = umask(022);
+    const char *path = in_tmp("perm.safetensors");
+    nb_param_list *list = pair_list(1, 2);
+    ck_assert_ok(nb_save_safetensors(path, list, NULL));
+    ck_assert_int_eq(mode_of(path), 0644); /* a new file: 0666 less the umask */
+    const mode_t modes[] = {0600, 0640, 0400, 0755};
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(chmod(path, modes[i]), 0);
+        nb_param_list *next = pair_list((float)i, 10);
+        ck_assert_ok(nb_save_safetensors(path, next, NULL));
+        ck_assert_int_eq(mode_of(path), modes[i]);
+        ck_assert_file_holds(path, (float)i, 10);
+        free_list_and_tensors(next);
+    }
+    ck_assert_int_eq(dir_entries(tmpdir), 1);
+    umask(saved_umask);
+    free_list_and_tensors(list);
+}
+END_TEST
+
+/* Saving to a symbolic link (latest -> a real checkpoint) updates the file it points to and keeps the link. */
+START_TEST(save_through_symbolic_links)
+{
+    const char *ck = in_tmp("ck.safetensors"), *latest = in_tmp("latest.safetensors");
+    nb_param_list *a = pair_list(1, 2), *b = pair_list(3, 4), *c = pair_list(5, 6);
+    ck_assert_ok(nb_save_safetensors(ck, a, NULL));
+    ck_assert_int_eq(chmod(ck, 0600), 0);
+    ck_assert_int_eq(symlink("ck.safetensors", latest), 0); /* relative to the link's directory */
+    ck_assert_ok(nb_save_safetensors(latest, b, NULL));
+    struct stat sb;
+    ck_assert_int_eq(lstat(latest, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    char target[256];
+    ssize_t n = readlink(latest, target, sizeof target - 1);
+    ck_assert_int_eq(n, (ssize_t)strlen("ck.safetensors"));
+    target[n] = '\0';
+    ck_assert_str_eq(target, "ck.safetensors");
+    ck_assert_file_holds(ck, 3, 4);
+    ck_assert_int_eq(mode_of(ck), 0600); /* the target's permissions, not the link's */
+    ck_assert_int_eq(dir_entries(tmpdir), 2);
+
+    /* a chain of links, from another directory, with a relative target climbing out of it */
+    ck_assert_int_eq(mkdir(in_tmp("sub"), 0700), 0);
+    ck_assert_int_eq(symlink("../latest.safetensors", in_tmp("sub/link")), 0);
+    ck_assert_ok(nb_save_safetensors(in_tmp("sub/link"), c, NULL));
+    ck_assert_file_holds(ck, 5, 6);
+    ck_assert_int_eq(lstat(in_tmp("sub/link"), &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(dir_entries(in_tmp("sub")), 1);
+    ck_assert_int_eq(dir_entries(tmpdir), 3);
+
+    /* an absolute target */
+    const char *abs_link = in_tmp("abs");
+    ck_assert_int_eq(symlink(ck, abs_link), 0);
+    ck_assert_ok(nb_save_safetensors(abs_link, a, NULL));
+    ck_assert_file_holds(ck, 1, 2);
+
+    /* a dangling link whose target's directory exists: the target is created, as writing through it would */
+    const char *fresh = in_tmp("sub/fresh.safetensors"), *to_fresh = in_tmp("to_fresh");
+    ck_assert_int_eq(symlink("sub/fresh.safetensors", to_fresh), 0);
+    ck_assert_ok(nb_save_safetensors(to_fresh, b, NULL));
+    ck_assert_file_holds(fresh, 3, 4);
+    ck_assert_file_holds(to_fresh, 3, 4);
+    ck_assert_int_eq(lstat(to_fresh, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+
+    /* a dangling link into a directory that does not exist: an error naming the link and its target */
+    const char *nowhere = in_tmp("nowhere");
+    ck_assert_int_eq(symlink("no/such/dir/x.safetensors", nowhere), 0);
+    int before = dir_entries(tmpdir);
+    ck_assert_int_eq(nb_save_safetensors(nowhere, a, NULL), NB_ERR_IO);
+    ck_assert_error(NB_ERR_IO, "nb_save_safetensors", nowhere, "a symbolic link to", "no/such/dir/x.safetensors",
+                    strerror(ENOENT));
+    ck_assert_int_eq(dir_entries(tmpdir), before);
+    ck_assert_int_eq(lstat(nowhere, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+
+    /* a cycle of links */
+    const char *loop1 = in_tmp("loop1"), *loop2 = in_tmp("loop2");
+    ck_assert_int_eq(symlink("loop2", loop1), 0);
+    ck_assert_int_eq(symlink("loop1", loop2), 0);
+    ck_assert_int_eq(nb_save_safetensors(loop1, a, NULL), NB_ERR_IO);
+    ck_assert_error(NB_ERR_IO, "nb_save_safetensors", loop1, "symbolic link", strerror(ELOOP));
+    ck_assert_int_eq(dir_entries(tmpdir), before + 2);
+
+    free_list_and_tensors(a);
+    free_list_and_tensors(b);
+    free_list_and_tensors(c);
+}
+END_TEST
+
+/* A file of a = 1s, b = 2s, c = [1, 2, 3], plus "d" = [7, 8] for the disjoint views below. */
+static const char *overlap_file(void)
+{
+    const char *path = in_tmp("overlap.safetensors");
+    nb_param_list *list = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(list, "a", nb_ones(NB_SHAPE(4), NB_F32), false));
+    ck_assert_ok(nb_param_list_add(list, "b", T_F32(NB_SHAPE(2), 2, 2), false));
+    ck_assert_ok(nb_param_list_add(list, "c", T_F32(NB_SHAPE(3), 1, 2, 3), false));
+    ck_assert_ok(nb_save_safetensors(path, list, NULL));
+    free_list_and_tensors(list);
+    return path;
+}
+
+/* Destinations that share memory would make the result depend on the order of the copies: refused before
+ * anything is written. */
+START_TEST(load_refuses_overlapping_destinations)
+{
+    const char *path = overlap_file();
+    nb_tensor *w = T_F32(NB_SHAPE(4), 9, 9, 9, 9), *one = T_F32(NB_SHAPE(1), 9);
+    nb_tensor *head = nb_narrow(w, 0, 0, 2), *ex = nb_expand(one, NB_SHAPE(3));
+    nb_param_list *into = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(into, "a", w, false));
+    ck_assert_ok(nb_param_list_add(into, "b", head, false));
+    ck_assert_ok(nb_param_list_add(into, "c", ex, false));
+    nb_load_report rep;
+    ck_assert_int_eq(nb_load_safetensors(path, into, NB_LOAD_STRICT, &rep, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_load_safetensors", path, "nothing was loaded",
+                    "'c' is an expanded view: its 3 elements along dim 0", "'a' and 'b' share memory");
+    ck_assert_int_eq(rep.loaded, 0);
+    ck_assert_values(w, 0, 9, 9, 9, 9);
+    ck_assert_values(one, 0, 9);
+    ck_assert_int_eq(nb_load_safetensors(path, into, NB_LOAD_PARTIAL, &rep, NULL), NB_ERR_ARG);
+    ck_assert_values(w, 0, 9, 9, 9, 9);
+
+    /* each problem alone */
+    nb_param_list *only_c = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(only_c, "c", ex, false));
+    ck_assert_int_eq(nb_load_safetensors(path, only_c, NB_LOAD_PARTIAL, &rep, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_load_safetensors", "'c' is an expanded view");
+    ck_assert(strstr(nb_last_error(), "share memory") == NULL);
+    ck_assert_values(one, 0, 9);
+    nb_param_list *a_and_b = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(a_and_b, "b", head, false)); /* named in list order whatever the layout */
+    ck_assert_ok(nb_param_list_add(a_and_b, "a", w, false));
+    ck_assert_int_eq(nb_load_safetensors(path, a_and_b, NB_LOAD_PARTIAL, &rep, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_load_safetensors", "'b' and 'a' share memory");
+    ck_assert(strstr(nb_last_error(), "expanded") == NULL);
+    ck_assert_values(w, 0, 9, 9, 9, 9);
+
+    /* the same tensor under two names */
+    nb_param_list *twice = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(twice, "a", w, false));
+    ck_assert_ok(nb_param_list_add(twice, "c", w, false));
+    nb_tensor *c4 = T_F32(NB_SHAPE(4), 1, 2, 3, 4);
+    nb_param_list *file2 = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(file2, "a", nb_ones(NB_SHAPE(4), NB_F32), false));
+    ck_assert_ok(nb_param_list_add(file2, "c", c4, false));
+    const char *path2 = in_tmp("twice.safetensors");
+    ck_assert_ok(nb_save_safetensors(path2, file2, NULL));
+    ck_assert_int_eq(nb_load_safetensors(path2, twice, NB_LOAD_STRICT, NULL, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_load_safetensors", "'a' and 'c' share memory");
+    ck_assert_values(w, 0, 9, 9, 9, 9);
+
+    /* only what is written counts: in partial mode an overlapping entry the file does not hold is not a problem */
+    nb_param_list *partial = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(partial, "b", head, false));
+    ck_assert_ok(nb_param_list_add(partial, "absent", w, false));
+    ck_assert_ok(nb_load_safetensors(path, partial, NB_LOAD_PARTIAL, &rep, NULL));
+    ck_assert_int_eq(rep.loaded, 1);
+    ck_assert_int_eq(rep.missing, 1);
+    ck_assert_values(w, 0, 2, 2, 9, 9);
+
+    nb_param_list_free(into);
+    nb_param_list_free(only_c);
+    nb_param_list_free(a_and_b);
+    nb_param_list_free(twice);
+    nb_param_list_free(partial);
+    free_list_and_tensors(file2);
+    nb_free(head);
+    nb_free(ex);
+    nb_free(w);
+    nb_free(one);
+}
+END_TEST
+
+/* Views of one tensor that do not share an element load correctly, however they interleave in memory. */
+START_TEST(load_into_disjoint_views)
+{
+    nb_tensor *m = nb_zeros(NB_SHAPE(3, 4), NB_F32);
+    nb_tensor *left = nb_narrow(m, 1, 0, 2), *right = nb_narrow(m, 1, 2, 2); /* interleaved columns */
+    nb_tensor *even = nb_zeros(NB_SHAPE(6), NB_F64);
+    nb_tensor *ev = nb_slice(even, 0, 0, 6, 2), *od = nb_slice(even, 0, 1, 6, 2);
+    nb_tensor *t = nb_zeros(NB_SHAPE(2, 3), NB_I64);
+    nb_tensor *tt = nb_permute(t, 2, (const int[]){1, 0}); /* a transposed destination */
+    nb_param_list *file = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(file, "left", T_F32(NB_SHAPE(3, 2), 1, 2, 5, 6, 9, 10), false));
+    ck_assert_ok(nb_param_list_add(file, "right", T_F32(NB_SHAPE(3, 2), 3, 4, 7, 8, 11, 12), false));
+    ck_assert_ok(nb_param_list_add(file, "even", nb_from_array((const double[]){0, 2, 4}, NB_SHAPE(3), NB_F64),
+                                   false));
+    ck_assert_ok(nb_param_list_add(file, "odd", nb_from_array((const double[]){1, 3, 5}, NB_SHAPE(3), NB_F64),
+                                   false));
+    ck_assert_ok(nb_param_list_add(file, "tt", T_I64(NB_SHAPE(3, 2), 1, 4, 2, 5, 3, 6), false));
+    const char *path = in_tmp("views.safetensors");
+    ck_assert_ok(nb_save_safetensors(path, file, NULL));
+    nb_param_list *into = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(into, "left", left, false));
+    ck_assert_ok(nb_param_list_add(into, "right", right, false));
+    ck_assert_ok(nb_param_list_add(into, "even", ev, false));
+    ck_assert_ok(nb_param_list_add(into, "odd", od, false));
+    ck_assert_ok(nb_param_list_add(into, "tt", tt, false));
+    nb_load_report rep;
+    ck_assert_ok(nb_load_safetensors(path, into, NB_LOAD_STRICT, &rep, NULL));
+    ck_assert_int_eq(rep.loaded, 5);
+    ck_assert_values(m, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
+    ck_assert_values(even, 0, 0, 1, 2, 3, 4, 5);
+    ck_assert_values(t, 0, 1, 2, 3, 4, 5, 6);
+
+    /* but a step-2 slice and a narrow that meet at one element are refused */
+    nb_tensor *mid = nb_narrow(even, 0, 2, 1); /* element 2, which ev also holds */
+    nb_param_list *clash = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(clash, "even", ev, false));
+    ck_assert_ok(nb_param_list_add(clash, "odd", od, false));
+    ck_assert_ok(nb_param_list_add(clash, "mid", mid, false));
+    nb_param_list *file2 = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(file2, "mid", nb_from_array((const double[]){-1}, NB_SHAPE(1), NB_F64), false));
+    const char *path2 = in_tmp("mid.safetensors");
+    ck_assert_ok(nb_save_safetensors(path2, file2, NULL));
+    ck_assert_int_eq(nb_load_safetensors(path2, clash, NB_LOAD_PARTIAL, &rep, NULL), NB_OK); /* only mid written */
+    ck_assert_values(even, 0, 0, 1, -1, 3, 4, 5);
+    ck_assert_ok(nb_param_list_add(file2, "even", nb_from_array((const double[]){7, 7, 7}, NB_SHAPE(3), NB_F64),
+                                   false));
+    ck_assert_ok(nb_save_safetensors(path2, file2, NULL));
+    ck_assert_int_eq(nb_load_safetensors(path2, clash, NB_LOAD_PARTIAL, &rep, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_load_safetensors", "'even' and 'mid' share memory");
+    ck_assert(strstr(nb_last_error(), "'odd'") == NULL);
+    ck_assert_values(even, 0, 0, 1, -1, 3, 4, 5);
+
+    nb_param_list_free(into);
+    nb_param_list_free(clash);
+    free_list_and_tensors(file);
+    free_list_and_tensors(file2);
+    nb_tensor *views[] = {left, right, ev, od, tt, mid, m, even, t};
+    for (int i = 0; i < 9; i++) nb_free(views[i]);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------
  * A model
  * ---------------------------------------------------------------------------------------------- */
@@ -1219,6 +1483,10 @@ Suite *make_suite(void)
     tcase_add_test(tc, argument_errors);
     tcase_add_test(tc, io_errors);
     tcase_add_test(tc, failed_save_keeps_previous_file);
+    tcase_add_test(tc, save_keeps_permissions);
+    tcase_add_test(tc, save_through_symbolic_links);
+    tcase_add_test(tc, load_refuses_overlapping_destinations);
+    tcase_add_test(tc, load_into_disjoint_views);
     tcase_add_test(tc, model_round_trip);
     suite_add_tcase(s, tc);
     return s;
