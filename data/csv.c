@@ -9,17 +9,21 @@
 
 #define FN "nb_csv_read"
 
-/* One line of the file: [begin, end) without its line terminator (LF, or CRLF). */
+/* One line of the file: [begin, end) without its line terminator (LF, CRLF, or a lone CR). */
 typedef struct line {
     char *begin, *end;
 } line;
 
+/* Terminators as Python's universal newlines (and pandas) read them: a file saved with classic Mac line endings
+ * (CR only) would otherwise be one long header line whose names swallow the CRs, read as OK with no rows. A single
+ * forward scan for either byte: searching for LF first would rescan a CR-only file for every line. */
 static line line_at(char *p, char *file_end, char **next)
 {
-    char *nl = memchr(p, '\n', (size_t)(file_end - p));
-    char *end = nl ? nl : file_end;
-    *next = nl ? nl + 1 : file_end;
-    if (end > p && end[-1] == '\r') end--;
+    char *end = p;
+    while (end < file_end && *end != '\n' && *end != '\r') end++;
+    char *after = end;
+    if (after < file_end) after += (*after == '\r' && after + 1 < file_end && after[1] == '\n') ? 2 : 1;
+    *next = after;
     return (line){p, end};
 }
 

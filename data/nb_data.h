@@ -35,7 +35,8 @@ typedef struct nb_csv {
     nb_tensor *values; /* (rows, cols) f64 */
 } nb_csv;
 /* Reads path; blank lines at the end are ignored; every row must have the header's column count and numeric
- * cells (NB_ERR_FORMAT naming line and column otherwise). Handles LF and CRLF. */
+ * cells (NB_ERR_FORMAT naming line and column otherwise). Lines end with LF, CRLF or a lone CR (classic Mac),
+ * mixed freely, as in Python's universal newlines; line numbers in messages count every such terminator. */
 NB_API nb_csv *nb_csv_read(const char *path);
 NB_API void nb_csv_free(nb_csv *csv);
 /* Index of the column named name, or -1. */

@@ -1084,6 +1084,34 @@ START_TEST(csv_rejects_malformed_files)
 }
 END_TEST
 
+/* Classic Mac line endings (CR alone), also mixed with LF and CRLF, as Python's universal newlines read them; line
+ * numbers in errors count them too. */
+START_TEST(csv_reads_cr_line_endings)
+{
+    const char *texts[] = {"a,b\r1,2\r3,4\r", "a,b\r1,2\r3,4", "a,b\r\n1,2\r3,4\n", "a,b\n1,2\r\n3,4\r\r\n\r"};
+    for (int i = 0; i < 4; i++) {
+        nb_csv *csv = csv_from(texts[i]);
+        ck_assert_msg(csv != NULL, "text %d: %s", i, nb_last_error());
+        ck_assert_int_eq(csv->rows, 2);
+        ck_assert_int_eq(csv->cols, 2);
+        ck_assert_str_eq(csv->names[0], "a");
+        ck_assert_str_eq(csv->names[1], "b");
+        ck_assert_shape(csv->values, 2, 2);
+        ck_assert_values(csv->values, 0, 1, 2, 3, 4);
+        nb_csv_free(csv);
+    }
+    nb_csv *csv = csv_from("only\r");
+    ck_assert_ptr_nonnull(csv);
+    ck_assert_int_eq(csv->rows, 0);
+    ck_assert_str_eq(csv->names[0], "only");
+    nb_csv_free(csv);
+    check_csv_fails("a,b\r1,2\r3,x\r", "line 3, column 2 (b)", "\"x\" is not a number");
+    check_csv_fails("a,b\r1,2\r\r3,4\r", "line 3, column 1", "blank line");
+    check_csv_fails("a,b\r1,2,3\r", "line 2, column 3", "extra cell");
+    check_csv_fails("\r1,2\r", "line 1", "no header");
+}
+END_TEST
+
 START_TEST(csv_reads_iris)
 {
     const char *path = real_data("iris.csv");
@@ -1137,6 +1165,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, csv_reads_values_and_names);
     tcase_add_test(tc, csv_values_outlive_the_scope);
     tcase_add_test(tc, csv_rejects_malformed_files);
+    tcase_add_test(tc, csv_reads_cr_line_endings);
     tcase_add_test(tc, csv_reads_iris);
     suite_add_tcase(s, tc);
     return s;
