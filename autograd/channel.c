@@ -53,6 +53,11 @@ nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *r
         return nbi_error(NB_ERR_ARG, "%s: running_mean and running_var must be given together (or both NULL)", fn);
     if (!training && !running_mean)
         return nbi_error(NB_ERR_ARG, "%s: evaluation mode needs running_mean and running_var", fn);
+    /* Written in place in training: an expanded (stride 0) tensor would hold one value for all its channels. */
+    for (int i = 0; training && i < 2; i++)
+        if (t[i] && t[i]->ndim == 1 && t[i]->shape[0] > 1 && t[i]->stride[0] == 0)
+            return nbi_error(NB_ERR_ARG, "%s: %s is an expanded tensor: its %lld channels are one element in memory, "
+                             "which cannot hold per-channel statistics", fn, names[i], (long long)C);
     int64_t count = x->numel / (C ? C : 1);
     if (training && count <= 1)
         return nbi_error(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got input %s", fn, xs);

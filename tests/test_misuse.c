@@ -1268,6 +1268,8 @@ START_TEST(conv_pool_attention_threads)
     FAILS_P(NB_ERR_NULL, "nb_batch_norm", nb_batch_norm(NULL, rm, rv, NULL, NULL, true, 0.1, 1e-5));
     FAILS_P(NB_OK, "nb_batch_norm", nb_batch_norm(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5));
     FAILS_P(NB_ERR_SHAPE, "nb_batch_norm", nb_batch_norm(x, nb_zeros(NB_SHAPE(3), NB_F32), rv, NULL, NULL, true, 0.1, 1e-5));
+    nb_tensor *one_for_all = nb_expand(nb_zeros(NB_SHAPE(1), NB_F32), NB_SHAPE(2)); /* running stats in training */
+    FAILS_P(NB_ERR_ARG, "nb_batch_norm", nb_batch_norm(x, one_for_all, rv, NULL, NULL, true, 0.1, 1e-5));
     FAILS_P(NB_ERR_SHAPE, "nb_batch_norm", nb_batch_norm(x, rm, rv, nb_ones(NB_SHAPE(5), NB_F32), NULL, true, 0.1, 1e-5));
     FAILS_P(NB_OK, "nb_batch_norm", nb_batch_norm(x, rm, rv, NULL, NULL, true, 1.5, 1e-5));
     FAILS_P(NB_OK, "nb_batch_norm", nb_batch_norm(x, rm, rv, NULL, NULL, true, 0.1, -1));
