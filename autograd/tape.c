@@ -223,8 +223,23 @@ static nb_status released_error(const char *fn, const nbi_tensor *t)
                     fn, t->op->name, nbi_shape_fmt(b, t->ndim, t->shape));
 }
 
-/* Post-order of the nodes reachable from root (inputs before the ops that use them). */
-static nb_status topo_sort(const char *fn, nbi_tensor *root, growable *order)
+typedef struct capture {
+    int n;
+    nbi_tensor *const *targets;
+    nbi_tensor **grads; /* summed gradient of each target (a reference), or NULL */
+} capture;
+
+static int capture_index(const capture *c, const nbi_tensor *t)
+{
+    for (int i = 0; c && i < c->n; i++)
+        if (c->targets[i] == t) return i;
+    return -1;
+}
+
+/* Post-order of the nodes reachable from root (inputs before the ops that use them). For nb_grad_of (cap), a
+ * requested input whose graph an earlier backward released is where the walk stops: its gradient needs only
+ * what lies above it (PyTorch's autograd.grad allows it too). */
+static nb_status topo_sort(const char *fn, nbi_tensor *root, growable *order, const capture *cap)
 {
     uint64_t epoch = atomic_fetch_add(&epoch_counter, 1) + 1;
     growable stack = {.elsize = sizeof(frame)};
@@ -235,7 +250,7 @@ static nb_status topo_sort(const char *fn, nbi_tensor *root, growable *order)
     while (stack.n) {
         frame *top = (frame *)stack.items + stack.n - 1;
         nbi_tensor *t = top->node;
-        if (t->graph_released) {
+        if (t->graph_released && capture_index(cap, t) < 0) {
             st = released_error(fn, t);
             break;
         }
@@ -364,19 +379,6 @@ static nb_status accumulate(nbi_tensor *t, nbi_tensor *g, bool create_graph)
     return NB_OK;
 }
 
-typedef struct capture {
-    int n;
-    nbi_tensor *const *targets;
-    nbi_tensor **grads; /* summed gradient of each target (a reference), or NULL */
-} capture;
-
-static int capture_index(const capture *c, const nbi_tensor *t)
-{
-    for (int i = 0; c && i < c->n; i++)
-        if (c->targets[i] == t) return i;
-    return -1;
-}
-
 static nb_status capture_add(capture *c, int k, nbi_tensor *g)
 {
     nbi_tensor *sum = g;
@@ -408,11 +410,23 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
     if (!root->op) return deliver(root, seed, cap, create_graph);
 
     growable order = {.elsize = sizeof(nbi_tensor *)};
-    nb_status st = topo_sort(fn, root, &order);
+    nb_status st = topo_sort(fn, root, &order, cap);
     nbi_thread_state *ts = nbi_thread();
     bool anomaly = ts->detect_anomaly;
     ts->backward_depth++;
     nbi_tensor **nodes = order.items;
+    /* nb_grad_of runs the backward of the nodes above a requested input only, as PyTorch does: the rest would be
+     * wasted work, and without NB_RETAIN_GRAPH it would release graph that a later backward may need. The order
+     * has inputs first, so one pass marks every node with a requested input, or a marked node, among its inputs. */
+    for (size_t n = 0; n < order.n; n++) {
+        nbi_tensor *t = nodes[n];
+        t->leads_to_target = !cap;
+        for (int j = 0; cap && j < t->n_inputs && !t->leads_to_target; j++) {
+            const nbi_tensor *in = t->inputs[j];
+            t->leads_to_target = capture_index(cap, in) >= 0 || (in->op && in->visit_epoch == t->visit_epoch &&
+                                                                  in->leads_to_target);
+        }
+    }
     nbi_trace *trace = st == NB_OK ? nbi_trace_begin(fn, root, nodes, order.n) : NULL; /* NULL unless tracing */
     nbi_leaf_ready_fn hook = cap ? NULL : leaf_ready_fn;
     growable ready = {.elsize = sizeof(ready_leaf)};
@@ -432,6 +446,10 @@ static nb_status backward_pass(const char *fn, nbi_tensor *root, nbi_tensor *see
         int k = capture_index(cap, node);
         if (k >= 0) st = capture_add(cap, k, g);
         else if (node->retains_grad && !cap) st = accumulate(node, g, create_graph);
+        if (st == NB_OK && !node->leads_to_target) { /* nothing requested below: its graph stays as it is */
+            nbi_release(g);
+            continue;
+        }
         /* A result written in place after it was made: backward formulas that read it (exp, tanh, softmax, ...)
          * would use the new values, and the overwritten elements' gradient would still flow to the inputs as if
          * they were not replaced (in-place writes are not recorded). */
@@ -582,8 +600,12 @@ nb_status nb_grad_of(nb_tensor *root, const nb_tensor *grad_root, int n, nb_tens
     nbi_tensor *user_grad = grad_root ? nbi_peek(grad_root) : NULL;
     for (int k = 0; k < n && targets; k++) {
         if (st == NB_OK) {
-            nbi_tensor *g = grads[k];
-            bool shared = g == user_grad;
+            /* an input listed twice was captured in its first slot: each listing gets that gradient */
+            int first = k;
+            for (int j = 0; j < k && first == k; j++)
+                if (targets[j] == targets[k]) first = j;
+            nbi_tensor *g = grads[first];
+            bool shared = g == user_grad || (g && first < k);
             for (int j = 0; j < k; j++) shared |= g && g == grads[j];
             /* the caller owns each result: a tensor that is not a fresh temporary is handed back as a copy */
             if (!g) g = nbi_tensor_zeros_like(targets[k], targets[k]->dtype, fn);

@@ -78,6 +78,7 @@ struct nbi_tensor {
     void *ctx;                   /* op-specific parameters (nbi_alloc'ed), may be NULL */
     uint32_t ctx_size;
     bool graph_released;         /* backward ran without NB_RETAIN_GRAPH: inputs were dropped */
+    bool leads_to_target;        /* nb_grad_of: a requested input lies below this node (set for each pass) */
 
     nbi_tensor *grad;            /* accumulated gradient (leaves, or retained) */
     nbi_tensor *pending_grad;    /* gradient being summed during one backward */

@@ -269,6 +269,42 @@ START_TEST(create_graph_gradients_own_their_memory)
 }
 END_TEST
 
+/* nb_grad_of runs backward only above the requested inputs, as torch.autograd.grad: asking for an intermediate's
+ * gradient leaves the graph below it alone (usable by a later backward, even one released before), and an
+ * input listed twice gets its gradient twice. */
+START_TEST(grad_of_stops_at_the_requested_inputs)
+{
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(2), 0.5, -1.0);
+    nb_set_requires_grad(x, true);
+    nb_tensor *h = nb_exp(x), *g[2];
+    ck_assert_ok(nb_grad_of(nb_sum_to(nb_mul(h, h), 0, NULL), NULL, 1, &h, g, NB_BACKWARD_DEFAULT));
+    ck_assert_values(g[0], 1e-12, 2 * exp(0.5), 2 * exp(-1.0));
+    /* exp's graph was not run, so not released: a backward through it works */
+    ck_assert_ok(nb_backward(nb_sum_to(h, 0, NULL)));
+    ck_assert_values(nb_grad(x), 1e-12, exp(0.5), exp(-1.0));
+    /* now it is released; the gradient with respect to h needs nothing below h */
+    ck_assert_ok(nb_grad_of(nb_sum_to(nb_mul(h, h), 0, NULL), NULL, 1, &h, g, NB_BACKWARD_DEFAULT));
+    ck_assert_values(g[0], 1e-12, 2 * exp(0.5), 2 * exp(-1.0));
+    /* but the gradient with respect to x does */
+    ck_assert_int_eq(nb_grad_of(nb_sum_to(nb_mul(h, h), 0, NULL), NULL, 1, &x, g, NB_BACKWARD_DEFAULT),
+                     NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "already released", "exp");
+
+    /* the same input twice, a leaf and a non-leaf */
+    nb_tensor *y = T_F64(NB_SHAPE(2), 0.25, 2.0);
+    nb_set_requires_grad(y, true);
+    nb_tensor *e = nb_exp(y), *loss = nb_sum_to(nb_mul(e, e), 0, NULL);
+    ck_assert_ok(nb_grad_of(loss, NULL, 2, (nb_tensor *[]){y, y}, g, NB_RETAIN_GRAPH));
+    ck_assert_values(g[0], 1e-12, 2 * exp(0.5), 2 * exp(4.0));
+    ck_assert_values(g[1], 1e-12, 2 * exp(0.5), 2 * exp(4.0));
+    ck_assert(!nb_shares_storage(g[0], g[1]));
+    ck_assert_ok(nb_grad_of(loss, NULL, 2, (nb_tensor *[]){e, e}, g, NB_BACKWARD_DEFAULT));
+    ck_assert_values(g[1], 1e-12, 2 * exp(0.25), 2 * exp(2.0));
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(retained_intermediate_gradient)
 {
     nb_scope_begin();
@@ -475,6 +511,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, in_place_change_after_use_is_detected);
     tcase_add_test(tc, in_place_change_of_a_result_is_detected);
     tcase_add_test(tc, create_graph_gradients_own_their_memory);
+    tcase_add_test(tc, grad_of_stops_at_the_requested_inputs);
     tcase_add_test(tc, retained_intermediate_gradient);
     tcase_add_test(tc, grad_of_leaves_accumulated_gradients_alone);
     tcase_add_test(tc, double_backward_scalar);
