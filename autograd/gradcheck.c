@@ -17,6 +17,15 @@ static void format_index(char *buf, size_t size, const nbi_tensor *t, int64_t fl
     (void)size;
 }
 
+/* The function under test failed: its own message is kept inside gradcheck's. It is copied first, since the
+ * message buffer it lives in is the one the new message is written to. */
+static nb_status function_failed(const char *fn)
+{
+    char inner[512];
+    snprintf(inner, sizeof inner, "%s", nb_last_error());
+    return nbi_fail(nb_last_status() ? nb_last_status() : NB_ERR_STATE, "%s: the function failed: %s", fn, inner);
+}
+
 /* Evaluates f in its own scope and copies its output, as doubles, into values. */
 static nb_status evaluate(const char *fn, nb_function f, void *ud, nb_tensor *const *inputs, double *values,
                           int64_t m)
@@ -26,8 +35,7 @@ static nb_status evaluate(const char *fn, nb_function f, void *ud, nb_tensor *co
     nb_tensor *out = f(inputs, ud);
     nb_status st = NB_OK;
     nbi_tensor *o = nbi_peek(out);
-    if (!o) st = nbi_fail(nb_last_status() ? nb_last_status() : NB_ERR_STATE, "%s: the function failed: %s", fn,
-                          nb_last_error());
+    if (!o) st = function_failed(fn);
     else if (o->numel != m) st = nbi_fail(NB_ERR_SHAPE, "%s: the function's output changed size", fn);
     else
         for (int64_t j = 0; j < m; j++) values[j] = nbi_get_flat(o, j);
@@ -42,6 +50,9 @@ static nb_status check(const char *fn, nb_function f, void *ud, int n, nb_tensor
     if (n <= 0 || !inputs) return nbi_fail(NB_ERR_ARG, "%s: need at least one input", fn);
     nbi_tensor *in[16];
     if (n > 16) return nbi_fail(NB_ERR_ARG, "%s: at most 16 inputs, got %d", fn, n);
+    if (!(opt->eps > 0 && isfinite(opt->eps)) || !(opt->atol >= 0) || !(opt->rtol >= 0))
+        return nbi_fail(NB_ERR_ARG, "%s: options need a finite eps > 0 and atol, rtol >= 0, got eps %g, atol %g, "
+                        "rtol %g", fn, opt->eps, opt->atol, opt->rtol);
     for (int k = 0; k < n; k++) {
         char what[32];
         snprintf(what, sizeof what, "inputs[%d]", k);
@@ -58,8 +69,7 @@ static nb_status check(const char *fn, nb_function f, void *ud, int n, nb_tensor
     nb_tensor *out_h = f(inputs, ud);
     nbi_tensor *out = nbi_peek(out_h);
     if (!out) {
-        st = nbi_fail(nb_last_status() ? nb_last_status() : NB_ERR_STATE, "%s: the function failed: %s", fn,
-                      nb_last_error());
+        st = function_failed(fn);
         goto done;
     }
     int64_t m = out->numel, total = 0, offsets[17];
@@ -179,8 +189,7 @@ nb_status nb_gradgradcheck(nb_function f, void *user_data, int n, nb_tensor *con
     nb_tensor *out = f(inputs, user_data);
     nb_no_grad_end();
     nbi_tensor *o = nbi_peek(out);
-    if (!o) st = nbi_fail(nb_last_status() ? nb_last_status() : NB_ERR_STATE, "%s: the function failed: %s", fn,
-                          nb_last_error());
+    if (!o) st = function_failed(fn);
     if (st == NB_OK) {
         c.u = nb_randn(o->ndim, o->shape, 0, 1, NB_F64, &g);
         for (int k = 0; k < n; k++) c.r[k] = nb_randn(nb_ndim(inputs[k]), nb_shape(inputs[k]), 0, 1, NB_F64, &g);

@@ -473,6 +473,11 @@ static nb_tensor *bad_square(nb_tensor *const *x, void *u)
     return nbi_record(out, &bad_square_op, 1, &in, NULL, 0);
 }
 static nb_tensor *f_mul_self(nb_tensor *const *x, void *u) { (void)u; return nb_mul(x[0], x[0]); }
+static nb_tensor *f_bad_shapes(nb_tensor *const *x, void *u)
+{
+    (void)u;
+    return nb_matmul(x[0], nb_ones(NB_SHAPE(5, 5), NB_F64));
+}
 
 START_TEST(gradcheck_reports_mismatch_location)
 {
@@ -488,6 +493,16 @@ START_TEST(gradcheck_reports_mismatch_location)
     nb_set_requires_grad(f, true);
     ck_assert_int_eq(nb_gradcheck(f_mul_self, NULL, 1, &f, NULL), NB_ERR_DTYPE);
     ck_assert_error(NB_ERR_DTYPE, "nb_gradcheck", "f64");
+    /* a failing function: its own message, once, inside gradcheck's (it was garbled) */
+    ck_assert_int_eq(nb_gradcheck(f_bad_shapes, NULL, 1, &x, NULL), NB_ERR_SHAPE);
+    ck_assert_error(NB_ERR_SHAPE, "nb_gradcheck: the function failed: nb_matmul: shapes (2, 2) and (5, 5)");
+    ck_assert_ptr_null(strstr(strstr(nb_last_error(), "failed") + 1, "failed"));
+    ck_assert_int_eq(nb_gradgradcheck(f_bad_shapes, NULL, 1, &x, NULL), NB_ERR_SHAPE);
+    ck_assert_error(NB_ERR_SHAPE, "nb_gradgradcheck: the function failed: nb_matmul");
+    /* options that make no finite difference */
+    nb_gradcheck_options zero_step = {0, 1e-5, 1e-3};
+    ck_assert_int_eq(nb_gradcheck(f_mul_self, NULL, 1, &x, &zero_step), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_gradcheck", "eps > 0", "eps 0");
     nb_scope_end();
 }
 END_TEST
