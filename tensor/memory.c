@@ -562,6 +562,12 @@ void nbi_release(nbi_tensor *t)
 
 void nbi_kill(nbi_tensor *t)
 {
+    /* The gradient goes with the handle, not with the last reference: a gradient recorded with NB_CREATE_GRAPH
+     * holds a graph that refers back to its own tensor, a cycle that reference counting would never free, and
+     * once the handle is gone nobody can read it anyway. */
+    nbi_tensor *g = t->grad;
+    t->grad = NULL;
+    if (g) nbi_kill(g);
     end_handle(t);
     nbi_release(t);
 }

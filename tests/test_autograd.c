@@ -305,6 +305,24 @@ START_TEST(grad_of_stops_at_the_requested_inputs)
 }
 END_TEST
 
+/* A gradient recorded with NB_CREATE_GRAPH refers back to its leaf (a cycle): freeing the leaf must still free
+ * it, the graph behind it and the leaf itself. */
+START_TEST(create_graph_gradient_dies_with_its_leaf)
+{
+    int64_t before = nb_memory_stats_get().live_tensors;
+    nb_tensor *w = nb_full(NB_SHAPE(3, 2), 0.5, NB_F64), *x = nb_full(NB_SHAPE(4, 3), -0.25, NB_F64);
+    nb_set_requires_grad(w, true);
+    nb_scope_begin();
+    nb_tensor *loss = nb_sum_to(nb_square(nb_tanh(nb_matmul(x, w))), 0, NULL);
+    ck_assert_ok(nb_backward_ex(loss, NULL, NB_CREATE_GRAPH));
+    nb_scope_end();
+    ck_assert_ptr_nonnull(nb_grad(w));
+    nb_free(w);
+    nb_free(x);
+    ck_assert_int_eq(nb_memory_stats_get().live_tensors, before);
+}
+END_TEST
+
 START_TEST(retained_intermediate_gradient)
 {
     nb_scope_begin();
@@ -527,6 +545,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, in_place_change_of_a_result_is_detected);
     tcase_add_test(tc, create_graph_gradients_own_their_memory);
     tcase_add_test(tc, grad_of_stops_at_the_requested_inputs);
+    tcase_add_test(tc, create_graph_gradient_dies_with_its_leaf);
     tcase_add_test(tc, retained_intermediate_gradient);
     tcase_add_test(tc, grad_of_leaves_accumulated_gradients_alone);
     tcase_add_test(tc, double_backward_scalar);
