@@ -154,6 +154,14 @@ void nbi_free(void *p, size_t nbytes)
         return;
     }
     thread_local_state *st = state();
+    /* A thread that frees what another one allocated (a loader thread handing batches to a training thread)
+     * would cache blocks it never reuses, without end: past twice the peak of live bytes (plus room for a
+     * step's temporaries), blocks go back to the system. */
+    int64_t limit = 2 * atomic_load_explicit(&stat_peak_bytes, memory_order_relaxed) + ((int64_t)64 << 20);
+    if (st->cached_bytes + (int64_t)cb > limit) {
+        free(p);
+        return;
+    }
     free_block *b = p;
     b->next = st->cache[cls];
     st->cache[cls] = b;
@@ -282,6 +290,10 @@ static nbi_tensor *header_alloc(const char *fn)
     return h;
 }
 
+/* Free headers a thread keeps; beyond it, half go to the global list, which threads that allocate refill from
+ * (the headers a consumer thread frees get back to the producer thread). */
+#define THREAD_HEADERS_MAX 8192
+
 static void header_free(nbi_tensor *h)
 {
     thread_local_state *st = state();
@@ -291,6 +303,17 @@ static void header_free(nbi_tensor *h)
     st->n_free_headers++;
     atomic_fetch_sub_explicit(&stat_live_tensors, 1, memory_order_relaxed);
     POISON((char *)h + HEADER_KEEP, offsetof(nbi_tensor, scope_next) - HEADER_KEEP);
+    if (st->n_free_headers > THREAD_HEADERS_MAX) {
+        pthread_mutex_lock(&global_headers_lock);
+        while (st->n_free_headers > THREAD_HEADERS_MAX / 2) {
+            nbi_tensor *x = st->free_headers;
+            st->free_headers = x->scope_next;
+            st->n_free_headers--;
+            x->scope_next = global_free_headers;
+            global_free_headers = x;
+        }
+        pthread_mutex_unlock(&global_headers_lock);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------------

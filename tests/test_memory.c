@@ -261,6 +261,40 @@ START_TEST(threads_have_independent_scopes_and_state)
 }
 END_TEST
 
+/* Tensors made on one thread and freed on another (a loader handing batches to the trainer): the freeing
+ * thread's cache of blocks it never reuses stays bounded (twice the peak of live bytes plus 64 MiB). */
+typedef struct batch_maker {
+    nb_tensor *made[50];
+} batch_maker;
+
+static void *make_batches(void *arg)
+{
+    batch_maker *m = arg;
+    for (int i = 0; i < 50; i++) m->made[i] = nb_ones(NB_SHAPE(256, 256), NB_F32); /* 256 KiB each */
+    return NULL;
+}
+
+START_TEST(freeing_another_threads_tensors_keeps_the_cache_bounded)
+{
+    nb_release_cached_memory();
+    nb_reset_peak_memory();
+    for (int round = 0; round < 40; round++) { /* 2000 batches, 500 MiB in all */
+        batch_maker m;
+        pthread_t t;
+        pthread_create(&t, NULL, make_batches, &m);
+        pthread_join(t, NULL);
+        for (int i = 0; i < 50; i++) {
+            ck_assert_double_eq(nb_get_flat(m.made[i], 7), 1);
+            nb_free(m.made[i]);
+        }
+    }
+    nb_memory_stats ms = nb_memory_stats_get();
+    ck_assert_int_eq(ms.live_tensors, 0);
+    ck_assert_int_le(ms.cached_bytes, 2 * ms.peak_live_bytes + ((int64_t)64 << 20));
+    nb_release_cached_memory();
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("memory");
@@ -278,6 +312,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, ten_thousand_steps_keep_memory_flat);
     tcase_add_test(tc, release_cached_memory_empties_this_threads_cache);
     tcase_add_test(tc, threads_have_independent_scopes_and_state);
+    tcase_add_test(tc, freeing_another_threads_tensors_keeps_the_cache_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
