@@ -15,7 +15,8 @@ static void usage(const char *program, const char *summary, int n, const ex_flag
         const ex_flag *f = &flags[i];
         char def[64] = "";
         switch (f->kind) {
-        case EX_INT: snprintf(def, sizeof def, " (default %lld)", (long long)*(int64_t *)f->value); break;
+        case EX_INT:
+        case EX_INT_AUTO: snprintf(def, sizeof def, " (default %lld)", (long long)*(int64_t *)f->value); break;
         case EX_DOUBLE: snprintf(def, sizeof def, " (default %g)", *(double *)f->value); break;
         case EX_STRING:
             if (*(const char **)f->value) snprintf(def, sizeof def, " (default %s)", *(const char **)f->value);
@@ -53,17 +54,19 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
         const char *v = argv[++a];
         char *end;
         errno = 0;
-        if (f->kind == EX_INT) {
-            long long x = strtoll(v, &end, 10);
-            if (errno || *end || end == v || x < 0) {
-                fprintf(stderr, "%s: %s expects a non-negative integer, got '%s'\n", program, f->name, v);
+        if (f->kind == EX_INT || f->kind == EX_INT_AUTO) {
+            long long x = strtoll(v, &end, 10), least = f->kind == EX_INT_AUTO ? -1 : 0;
+            if (errno || *end || end == v || x < least) {
+                fprintf(stderr, "%s: %s expects a non-negative integer%s, got '%s'\n", program, f->name,
+                        least < 0 ? " or -1" : "", v);
                 exit(2);
             }
             *(int64_t *)f->value = x;
         } else if (f->kind == EX_DOUBLE) {
             double x = strtod(v, &end);
-            if (errno || *end || end == v) {
-                fprintf(stderr, "%s: %s expects a number, got '%s'\n", program, f->name, v);
+            /* No flag has a use for nan or inf, and they slip through every range check written as x < limit. */
+            if (errno || *end || end == v || !isfinite(x)) {
+                fprintf(stderr, "%s: %s expects a finite number, got '%s'\n", program, f->name, v);
                 exit(2);
             }
             *(double *)f->value = x;
@@ -71,6 +74,43 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
             *(const char **)f->value = v;
         }
     }
+}
+
+/* Prints message on stderr and exits 1; with several ranks it stops the whole job, as ex_fail does. */
+static _Noreturn void stop(const char *message)
+{
+    if (nb_dist_world_size() > 1) nb_dist_abort(EXIT_FAILURE, message);
+    fprintf(stderr, "%s\n", message);
+    exit(EXIT_FAILURE);
+}
+
+void *ex_alloc_for(const char *program, const char *flag, int64_t value, int64_t extra, int64_t per, size_t size)
+{
+    /* Checked before multiplying: the counts come from the command line, and a product that wraps around gives a
+     * small buffer that the loops then overrun. */
+    void *p = NULL;
+    if (value >= 0 && extra >= 0 && per > 0 && size > 0 && value <= INT64_MAX - extra) {
+        uint64_t count = (uint64_t)(value + extra);
+        if (count <= SIZE_MAX / (uint64_t)per) {
+            size_t n = (size_t)count * (size_t)per;
+            p = calloc(n ? n : 1, size);
+        }
+    }
+    if (!p) {
+        char message[256];
+        snprintf(message, sizeof message, "%s: out of memory for %s %lld", program, flag, (long long)value);
+        stop(message);
+    }
+    return p;
+}
+
+void ex_check_loss(const char *program, double loss, const char *unit, int64_t n)
+{
+    if (isfinite(loss)) return;
+    char message[256];
+    snprintf(message, sizeof message, "%s: loss is %s at %s %lld: the learning rate may be too large", program,
+             isnan(loss) ? "nan" : "inf", unit, (long long)n);
+    stop(message);
 }
 
 _Noreturn void ex_fail(const char *program)
@@ -92,7 +132,10 @@ static nb_tensor *read_idx(const char *program, const char *dir, const char *sub
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f) {
+        printf("%s: %s is missing\n", program, path);
+        return NULL;
+    }
     fclose(f);
     nb_tensor *t = nb_read_idx(path);
     if (!t) die(program);
@@ -111,6 +154,19 @@ bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex
         nb_free(raw[1]);
         ex_free_image_set(d);
         return false;
+    }
+    /* A labels file of another set would otherwise pair images with the wrong labels, or evaluate a prefix. */
+    nb_tensor *labels[2] = {d->train_y, d->test_y};
+    static const char *const names[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
+                                             {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
+    for (int i = 0; i < 2; i++) {
+        int64_t images = nb_size(raw[i], 0), count = nb_size(labels[i], 0);
+        if (nb_ndim(labels[i]) != 1 || images != count) {
+            char message[3 * 4096];
+            snprintf(message, sizeof message, "%s: %s/%s/%s holds %lld labels but %s/%s/%s holds %lld images", program,
+                     dir, sub, names[i][1], (long long)count, dir, sub, names[i][0], (long long)images);
+            stop(message);
+        }
     }
     nb_tensor **out[2] = {&d->train_x, &d->test_x};
     for (int i = 0; i < 2; i++) {
@@ -194,12 +250,28 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
         nb_tensor *output = nb_forward(model, xb);
         nb_tensor *loss = loss_fn(output, yb);
         if (!loss) die(program);
+        double value = nb_item(loss);
+        /* Before the step: one non-finite loss makes every later weight nan, and the epoch's mean with it. */
+        ex_check_loss(program, value, "epoch", epoch + 1);
+        /* A diverging run often stays finite (a softmax cross-entropy of 1e22 still is): a loss a million times
+         * the model's first one is divergence too. The first loss is kept per model across its epochs. */
+        static const nb_module *first_model;
+        static double first_loss;
+        if (model != first_model || (epoch == 0 && step == 0)) {
+            first_model = model;
+            first_loss = value;
+        } else if (first_loss > 0 && value > 1e6 * first_loss) {
+            char message[256];
+            snprintf(message, sizeof message,
+                     "%s: loss is %g at epoch %lld, over a million times its first value %g: the learning rate may "
+                     "be too large", program, value, (long long)(epoch + 1), first_loss);
+            stop(message);
+        }
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK) die(program);
         if (params && nb_dist_allreduce_grads(params) != NB_OK) die(program);
         if (nb_optimizer_step(opt) != NB_OK) die(program);
         int64_t n = nb_shape(xb)[0];
-        double value = nb_item(loss);
         sum += value * (double)n;
         count += n;
         if (progress) {

@@ -9,23 +9,34 @@
 #include <nabla.h>
 
 /* A flag table: each entry names a flag ("--epochs"), its kind and where to store the value. */
-typedef enum { EX_INT, EX_DOUBLE, EX_STRING, EX_BOOL } ex_kind;
+/* EX_INT takes a non-negative integer; EX_INT_AUTO also takes -1, for flags whose default depends on other flags. */
+typedef enum { EX_INT, EX_DOUBLE, EX_STRING, EX_BOOL, EX_INT_AUTO } ex_kind;
 typedef struct ex_flag {
     const char *name;
     ex_kind kind;
-    void *value; /* int64_t*, double*, const char**, bool* (EX_BOOL takes no argument) */
+    void *value; /* int64_t* (EX_INT, EX_INT_AUTO), double*, const char**, bool* (EX_BOOL takes no argument) */
     const char *help;
 } ex_flag;
 /* Parses argv against the table; prints usage (with the defaults currently stored) and exits 0 on --help;
  * prints an error naming the flag and exits 2 on an unknown flag or a bad value. */
 void ex_parse_flags(int argc, char **argv, const char *program, const char *summary, int n, const ex_flag *flags);
 
+/* Zeroed storage for (value + extra) * per elements of size bytes, where value is the count given to flag (e.g.
+ * "--epochs"): on overflow or when the memory is not there, prints "program: out of memory for flag value" and
+ * exits 1. Never returns NULL; at least one byte is allocated. */
+void *ex_alloc_for(const char *program, const char *flag, int64_t value, int64_t extra, int64_t per, size_t size);
+
+/* Exits 1 (stopping every rank) with "program: loss is nan at unit n: the learning rate may be too large" when
+ * loss is not finite; unit is "epoch" or "step". */
+void ex_check_loss(const char *program, double loss, const char *unit, int64_t n);
+
 /* An MNIST-format data set: images (N, 784) f32 scaled to [0, 1], labels (N) i64. */
 typedef struct ex_image_set {
     nb_tensor *train_x, *train_y, *test_x, *test_y;
 } ex_image_set;
 /* Reads dir/sub/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. Returns false when a file is absent (the caller
- * skips); exits with nabla's message, prefixed by program, when a file is present but unreadable. */
+ * skips), after printing on stderr which one; exits with a message, prefixed by program, when a file is present but
+ * unreadable or when a labels file does not hold one label per image. */
 bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d);
 void ex_free_image_set(ex_image_set *d);
 /* Accuracy of a classifier on (x, y), evaluated in chunks in eval mode without recording a graph; adds the
@@ -37,7 +48,8 @@ double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tenso
 /* One epoch of mini-batch training: for each batch of it, loss_fn(model(x), y), backward, optimizer step, each
  * batch in its own scope. With progress (may be NULL), reports each step as step `step` of `epoch`, with the
  * batch accuracy when the targets are class indices (i64) and the output (N, classes). Returns the
- * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error.
+ * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error, and
+ * through ex_check_loss (naming epoch + 1) when a batch's loss is not finite.
  * With several ranks the gradients are averaged over them between backward and the optimizer step
  * (nb_dist_allreduce_grads), the loss returned is the mean over every rank's samples, and the progress counts
  * every rank's samples (its loss and accuracy are this rank's). */

@@ -123,9 +123,11 @@ static double train(const char *phase, nb_module *model, const nb_param_list *tr
             }
             nb_tensor *loss = nb_cross_entropy(nb_forward(model, xb), yb, NULL);
             if (!loss) fail();
+            double value = nb_item(loss);
+            ex_check_loss("finetune", value, "epoch", epoch + 1);
             nb_optimizer_zero_grad(opt);
             if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
-            nb_progress_update(progress, epoch, step, nb_size(xb, 0), nb_item(loss), NAN);
+            nb_progress_update(progress, epoch, step, nb_size(xb, 0), value, NAN);
             nb_scope_end();
             seconds += ex_now() - t0;
             if (target > 0 && (step + 1) % check_every == 0 &&
@@ -177,6 +179,10 @@ int main(int argc, char **argv)
     if (target_limit == 0) target_limit = limit;
     if (pretrain_epochs < 0 || epochs < 0 || limit < 0) {
         fprintf(stderr, "finetune: --pretrain-epochs, --epochs and --limit must be non-negative\n");
+        return 2;
+    }
+    if (!(head_lr > 0)) {
+        fprintf(stderr, "finetune: --lr must be positive, got %g\n", head_lr);
         return 2;
     }
 

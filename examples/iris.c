@@ -64,7 +64,7 @@ static double train(nb_module *model, nb_tensor *x, nb_tensor *y, double lr, int
     int64_t every = epochs >= 10 ? epochs / 10 : 1;
     double epoch_loss = NAN;
     for (int64_t epoch = 0; epoch < epochs; epoch++) {
-        epoch_loss = ex_train_epoch("iris", model, opt, it, cross_entropy, NULL, 0);
+        epoch_loss = ex_train_epoch("iris", model, opt, it, cross_entropy, NULL, epoch);
         if (verbose && ((epoch + 1) % every == 0 || epoch == 0))
             printf("epoch %4lld  loss %.4f\n", (long long)(epoch + 1), epoch_loss);
     }
@@ -184,7 +184,16 @@ int main(int argc, char **argv)
         }
     }
     for (int64_t i = 0; i < n; i++) {
-        for (int j = 0; j < N_FEATURES; j++) features[i * N_FEATURES + j] = (float)values[i * csv->cols + col[j]];
+        for (int j = 0; j < N_FEATURES; j++) {
+            double v = values[i * csv->cols + col[j]];
+            /* nb_csv_read takes "nan" and "inf" as numbers; one of them would make every weight nan. */
+            if (!isfinite(v)) {
+                fprintf(stderr, "iris: %s line %lld: %s is %g, not a finite number\n", path, (long long)(i + 2),
+                        feature_names[j], v);
+                return EXIT_FAILURE;
+            }
+            features[i * N_FEATURES + j] = (float)v;
+        }
         double s = values[i * csv->cols + col[N_FEATURES]];
         if (s != 0 && s != 1 && s != 2) {
             fprintf(stderr, "iris: %s line %lld: species %g is not 0, 1 or 2\n", path, (long long)(i + 2), s);
@@ -206,6 +215,13 @@ int main(int argc, char **argv)
     select_rows(x, y, test_idx, &xte, &yte);
     printf("iris: %lld rows, %lld for training, %lld for testing\n", (long long)n, (long long)nb_shape(xtr)[0],
            (long long)nb_shape(xte)[0]);
+    /* Accuracy over no test rows is 0/0, and a standardizer fitted on one row divides by a zero spread. */
+    int64_t least_train = cv > 2 ? cv : 2;
+    if (nb_shape(xtr)[0] < least_train || nb_shape(xte)[0] < 1) {
+        fprintf(stderr, "iris: %s has too few rows (%lld) for an 80/20 split: need at least %lld training rows and "
+                        "1 test row\n", path, (long long)n, (long long)least_train);
+        return EXIT_FAILURE;
+    }
 
     if (cv >= 2) {
         static const double lrs[] = {0.01, 0.05, 0.1};

@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     int64_t batch = 64, epochs = -1, limit = 0, seed = 42;
     const ex_flag flags[] = {
         {"--dataset", EX_STRING, &dataset, "mnist (handwritten digits) or fashion (Fashion-MNIST)"},
-        {"--epochs", EX_INT, &epochs, "passes over the training set (-1: 5 for mnist, 10 for fashion)"},
+        {"--epochs", EX_INT_AUTO, &epochs, "passes over the training set (-1: 5 for mnist, 10 for fashion)"},
         {"--batch", EX_INT, &batch, "mini-batch size (of each rank, under mpirun)"},
         {"--lr", EX_DOUBLE, &lr, "Adam's learning rate"},
         {"--lr-decay", EX_DOUBLE, &lr_decay, "factor applied to the learning rate after each epoch (1: constant)"},
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
     ex_parse_flags(argc, argv, "mnist_cnn", "Trains a convolutional network on MNIST and reports its test accuracy.",
                    (int)(sizeof flags / sizeof flags[0]), flags);
     if (batch <= 0 || epochs < -1 || limit < 0 || !(lr > 0) || !(lr_decay > 0 && lr_decay <= 1)) {
-        fprintf(stderr, "mnist_cnn: --batch and --lr must be positive, --lr-decay in (0, 1], --epochs and --limit non-negative\n");
+        fprintf(stderr, "mnist_cnn: --batch and --lr must be positive, --lr-decay in (0, 1], --limit non-negative, --epochs non-negative or -1\n");
         return 2;
     }
     bool fashion = !strcmp(dataset, "fashion");

@@ -70,15 +70,15 @@ static nb_optimizer *make_optimizer(const char *name, const nb_param_list *param
     nb_optimizer *opt = NULL;
     if (!strcmp(name, "adam")) {
         nb_adam_options o = nb_adam_defaults();
-        if (lr > 0) o.lr = lr;
+        if (lr != 0) o.lr = lr;
         opt = nb_adam_new(params, o);
     } else if (!strcmp(name, "rmsprop")) {
         nb_rmsprop_options o = nb_rmsprop_defaults();
-        o.lr = lr > 0 ? lr : 1e-3;
+        o.lr = lr != 0 ? lr : 1e-3;
         opt = nb_rmsprop_new(params, o);
     } else if (!strcmp(name, "sgd")) {
         nb_sgd_options o = nb_sgd_defaults();
-        o.lr = lr > 0 ? lr : 0.1;
+        o.lr = lr != 0 ? lr : 0.1;
         o.momentum = 0.9;
         opt = nb_sgd_new(params, o);
     } else {
@@ -114,6 +114,11 @@ int main(int argc, char **argv)
                    (int)(sizeof flags / sizeof flags[0]), flags);
     if (batch <= 0 || epochs < 0 || limit < 0) {
         fprintf(stderr, "mnist_mlp: --batch must be positive, --epochs and --limit non-negative\n");
+        return 2;
+    }
+    /* Only 0 means the optimizer's default: a negative rate is a mistake, not a request for the default. */
+    if (lr < 0) {
+        fprintf(stderr, "mnist_mlp: --lr must be positive (or 0 for the optimizer's default), got %g\n", lr);
         return 2;
     }
     int64_t hidden[MAX_LAYERS];

@@ -96,8 +96,7 @@ static bool draw_regions(const char *path, nb_module *model, const float *xy, co
 
 static bool draw_loss(const char *path, int64_t n, const double *loss)
 {
-    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
-    if (!x) return false;
+    double *x = ex_alloc_for("moons", "--steps", n, 0, 1, sizeof *x);
     double top = 0;
     for (int64_t i = 0; i < n; i++) {
         x[i] = (double)(i + 1);
@@ -162,8 +161,7 @@ int main(int argc, char **argv)
     nb_optimizer *opt = nb_sgd_new(params, opt_options);
     if (!opt) fail();
 
-    double *losses = malloc((size_t)(steps > 0 ? steps : 1) * sizeof *losses);
-    if (!losses) return EXIT_FAILURE;
+    double *losses = ex_alloc_for("moons", "--steps", steps, 0, 1, sizeof *losses);
     /* The progress display shows ten rounds of steps/10 steps each, a line per round. */
     int64_t rounds = steps >= 10 ? 10 : (steps > 0 ? steps : 1), per_round = (steps + rounds - 1) / rounds;
     nb_progress *progress = nb_progress_new(NULL, rounds, per_round, 0);
@@ -178,6 +176,7 @@ int main(int argc, char **argv)
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
         losses[step] = nb_item(loss);
+        ex_check_loss("moons", losses[step], "step", step + 1);
         nb_progress_update(progress, step / per_round, step % per_round, N_POINTS, losses[step],
                            accuracy(score, label));
         if ((step + 1) % per_round == 0 || step + 1 == steps) nb_progress_end_epoch(progress, NULL);
@@ -201,9 +200,15 @@ int main(int argc, char **argv)
         if (nb_save_safetensors(save, params, &meta) != NB_OK) fail();
         fprintf(stderr, "moons: saved the parameters to %s\n", save);
     }
-    if (svg_path && *svg_path && draw_regions(svg_path, model, xy, label)) fprintf(stderr, "wrote %s\n", svg_path);
-    if (loss_svg_path && *loss_svg_path && draw_loss(loss_svg_path, steps, losses))
-        fprintf(stderr, "wrote %s\n", loss_svg_path);
+    bool charts_ok = true;
+    if (svg_path && *svg_path) {
+        if (draw_regions(svg_path, model, xy, label)) fprintf(stderr, "wrote %s\n", svg_path);
+        else charts_ok = false;
+    }
+    if (loss_svg_path && *loss_svg_path) {
+        if (draw_loss(loss_svg_path, steps, losses)) fprintf(stderr, "wrote %s\n", loss_svg_path);
+        else charts_ok = false;
+    }
     printf("result: train_accuracy=%.4f loss=%.4f steps=%lld seconds=%.3f\n", acc, loss_value,
            (long long)steps, seconds);
 
@@ -214,5 +219,5 @@ int main(int argc, char **argv)
     nb_module_free(model);
     nb_free(x);
     nb_free(y);
-    return 0;
+    return charts_ok ? 0 : EXIT_FAILURE;
 }

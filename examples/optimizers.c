@@ -106,6 +106,7 @@ static void train(int setup, uint64_t seed, int64_t steps, nb_tensor *x, nb_tens
         nb_tensor *loss = nb_cross_entropy(nb_forward(model, x), y, NULL);
         if (!loss) fail();
         losses[step] = nb_item(loss);
+        ex_check_loss("optimizers", losses[step], "step", step);
         if (step == steps) {
             nb_no_grad_end();
         } else {
@@ -144,12 +145,8 @@ int main(int argc, char **argv)
     nb_tensor *y = nb_from_array(label, NB_SHAPE(N_POINTS), NB_I64);
     if (!x || !y) fail();
 
-    double *losses = malloc(sizeof(double) * (size_t)(steps + 1) * N_SETUPS);
-    double *xs = malloc(sizeof(double) * (size_t)(steps + 1));
-    if (!losses || !xs) {
-        fprintf(stderr, "optimizers: out of memory\n");
-        return EXIT_FAILURE;
-    }
+    double *losses = ex_alloc_for("optimizers", "--steps", steps, 1, N_SETUPS, sizeof *losses);
+    double *xs = ex_alloc_for("optimizers", "--steps", steps, 1, 1, sizeof *xs);
     double start = ex_now(), ymax = 0;
     for (int s = 0; s < N_SETUPS; s++) {
         double *l = losses + (size_t)s * (size_t)(steps + 1);
@@ -161,8 +158,9 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i <= steps; i++) xs[i] = (double)i;
 
     ex_svg svg;
-    if (ex_svg_open(&svg, svg_path, 720, 440, 0, (double)steps, 0, ymax * 1.05,
-                    "Cross-entropy on a 3-arm spiral, 2-32-32-3 tanh MLP")) {
+    bool svg_ok = ex_svg_open(&svg, svg_path, 720, 440, 0, (double)steps, 0, ymax * 1.05,
+                              "Cross-entropy on a 3-arm spiral, 2-32-32-3 tanh MLP");
+    if (svg_ok) {
         for (int s = 0; s < N_SETUPS; s++)
             ex_svg_line(&svg, (int)(steps + 1), xs, losses + (size_t)s * (size_t)(steps + 1), setup_color[s],
                         setup_label[s], s);
@@ -178,5 +176,5 @@ int main(int argc, char **argv)
     free(xs);
     nb_free(x);
     nb_free(y);
-    return 0;
+    return svg_ok ? 0 : EXIT_FAILURE;
 }

@@ -37,12 +37,8 @@ typedef struct outcome {
 /* Runs the rule on n points xy (n x 2) with 0/1 targets for at most `epochs` epochs, from zero weights. */
 static outcome train(const char *name, int64_t n, const double *xy, const double *target, int64_t epochs)
 {
-    double *rows = malloc((size_t)n * 3 * sizeof *rows);
-    double *history = malloc((size_t)(epochs + 1) * 3 * sizeof *history); /* weights after each epoch */
-    if (!rows || !history) {
-        fprintf(stderr, "perceptron: out of memory\n");
-        exit(EXIT_FAILURE);
-    }
+    double *rows = ex_alloc_for("perceptron", "--points", n, 0, 3, sizeof *rows);
+    double *history = ex_alloc_for("perceptron", "--epochs", epochs, 1, 3, sizeof *history); /* weights after each epoch */
     for (int64_t i = 0; i < n; i++) { /* the constant 1 makes the threshold a third weight */
         rows[3 * i] = xy[2 * i];
         rows[3 * i + 1] = xy[2 * i + 1];
@@ -126,8 +122,8 @@ int main(int argc, char **argv)
     /* Uniform points of [-1, 1]^2 labeled by the side of the line 0.8 x1 - 0.6 x2 + 0.1 = 0 (a unit normal, so
      * the value is the distance); points closer than 0.05 are redrawn, which bounds the number of mistakes by
      * (R / 0.05)^2 with R = sqrt(3) the largest input norm. */
-    double *cloud = malloc((size_t)points * 2 * sizeof *cloud), *cloud_t = malloc((size_t)points * sizeof *cloud_t);
-    if (!cloud || !cloud_t) return EXIT_FAILURE;
+    double *cloud = ex_alloc_for("perceptron", "--points", points, 0, 2, sizeof *cloud);
+    double *cloud_t = ex_alloc_for("perceptron", "--points", points, 0, 1, sizeof *cloud_t);
     nb_generator gen;
     nb_generator_seed(&gen, (uint64_t)seed);
     for (int64_t i = 0; i < points; i++) {

@@ -93,7 +93,7 @@ static float *values_of(nb_tensor *t)
     return v;
 }
 
-static void write_svg(const char *path, nb_module *model, nb_tensor *xtr, nb_tensor *ytr, nb_tensor *xte,
+static bool write_svg(const char *path, nb_module *model, nb_tensor *xtr, nb_tensor *ytr, nb_tensor *xte,
                       nb_tensor *yte)
 {
     double cx[CURVE_POINTS], cy[CURVE_POINTS], ty[CURVE_POINTS];
@@ -111,7 +111,7 @@ static void write_svg(const char *path, nb_module *model, nb_tensor *xtr, nb_ten
     ex_svg s;
     if (!ex_svg_open(&s, path, 720, 450, X_MIN, X_MAX, -2.5, 2.5,
                      "regression: y = sin(2x) + 0.3x + noise, fitted by a 1-10-1 ReLU network"))
-        return;
+        return false;
     nb_tensor *sets[2][2] = {{xtr, ytr}, {xte, yte}};
     const char *colors[2] = {"#1f77b4", "#ff7f0e"};
     for (int k = 0; k < 2; k++) {
@@ -127,6 +127,7 @@ static void write_svg(const char *path, nb_module *model, nb_tensor *xtr, nb_ten
     ex_svg_line(&s, CURVE_POINTS, cx, cy, "#d62728", "network", 3);
     ex_svg_close(&s);
     printf("wrote %s\n", path);
+    return true;
 }
 
 static nb_tensor *mse_loss(nb_tensor *pred, nb_tensor *target) { return nb_mse_loss(pred, target, NB_REDUCTION_MEAN); }
@@ -154,11 +155,8 @@ int main(int argc, char **argv)
     }
 
     /* The data set, owned by the program. */
-    float *xs = malloc((size_t)points * sizeof *xs), *ys = malloc((size_t)points * sizeof *ys);
-    if (!xs || !ys) {
-        fprintf(stderr, "regression: out of memory\n");
-        return EXIT_FAILURE;
-    }
+    float *xs = ex_alloc_for("regression", "--points", points, 0, 1, sizeof *xs);
+    float *ys = ex_alloc_for("regression", "--points", points, 0, 1, sizeof *ys);
     nb_generator gen;
     nb_generator_seed(&gen, (uint64_t)seed);
     for (int64_t i = 0; i < points; i++) {
@@ -197,7 +195,7 @@ int main(int argc, char **argv)
         if (!opt || !it) fail();
         int64_t every = epochs >= 10 ? epochs / 10 : 1;
         for (int64_t epoch = 0; epoch < epochs; epoch++) {
-            double loss = ex_train_epoch("regression", model, opt, it, mse_loss, NULL, 0);
+            double loss = ex_train_epoch("regression", model, opt, it, mse_loss, NULL, epoch);
             if ((epoch + 1) % every == 0 || epoch == 0)
                 printf("epoch %4lld  train loss %.5f\n", (long long)(epoch + 1), loss);
         }
@@ -222,7 +220,7 @@ int main(int argc, char **argv)
     double r2 = 1.0 - test_mse * (double)n_test / ss_tot;
     printf("train MSE %.5f  test MSE %.5f  test R^2 %.4f  (noise variance %.4f)\n", train_mse, test_mse, r2,
            NOISE * NOISE);
-    if (svg_path && *svg_path) write_svg(svg_path, model, xtr, ytr, xte, yte);
+    bool svg_ok = !(svg_path && *svg_path) || write_svg(svg_path, model, xtr, ytr, xte, yte);
     printf("result: train_mse=%.5f test_mse=%.5f r2=%.4f epochs=%lld seconds=%.3f\n", train_mse, test_mse, r2,
            (long long)epochs, seconds);
 
@@ -230,5 +228,5 @@ int main(int argc, char **argv)
     nb_module_free(model);
     nb_tensor *owned[] = {x, y, train_idx, test_idx, xtr, ytr, xte, yte};
     for (size_t i = 0; i < sizeof owned / sizeof *owned; i++) nb_free(owned[i]);
-    return 0;
+    return svg_ok ? 0 : EXIT_FAILURE;
 }

@@ -382,10 +382,11 @@ static double train(nb_module *model, nb_param_list *params, const corpus *c, co
         nb_tensor *xb = nb_from_array(x, NB_SHAPE(B, T), NB_I64), *yb = nb_from_array(y, NB_SHAPE(B * T), NB_I64);
         nb_tensor *loss = nb_cross_entropy(nb_reshape(nb_forward(model, xb), NB_SHAPE(B * T, -1)), yb, NULL);
         if (!loss) fail();
+        double value = nb_item(loss);
+        ex_check_loss(program, value, "step", step + 1);
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK) fail();
         if (isnan(nb_clip_grad_norm(params, 1.0, 2.0)) || nb_optimizer_step(opt) != NB_OK) fail();
-        double value = nb_item(loss);
         nb_scope_end();
         seconds += ex_now() - t0;
         interval_loss += value;
@@ -523,6 +524,10 @@ int main(int argc, char **argv)
                         "--context >= 2, --width a multiple of --heads, --val-fraction in (0, 1))\n", program);
         return 2;
     }
+    if (!(lr > 0 && ft_lr > 0 && lora_lr > 0)) {
+        fprintf(stderr, "%s: --lr, --finetune-lr and --lora-lr must be positive\n", program);
+        return 2;
+    }
 
     /* The texts: given paths must exist; the default ones are a skip when absent. */
     const char *dir = nb_data_dir(data);
@@ -545,7 +550,8 @@ int main(int argc, char **argv)
     if (!text || (finetune && !ft_text)) {
         const char *missing = !text ? text_path : ft_path;
         bool given = !text ? given_text : given_ft;
-        printf("%s: cannot read %s%s\n", program, missing, given ? "" : "; skipping");
+        /* A path the user gave is an error (stderr); a default one absent is a skip, reported like the others. */
+        fprintf(given ? stderr : stdout, "%s: cannot read %s%s\n", program, missing, given ? "" : "; skipping");
         return given ? EXIT_FAILURE : 77;
     }
 

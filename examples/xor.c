@@ -34,6 +34,10 @@ int main(int argc, char **argv)
     };
     ex_parse_flags(argc, argv, "xor", "Trains a 2-4-1 sigmoid MLP on XOR with BCE and Adam.",
                    (int)(sizeof flags / sizeof flags[0]), flags);
+    if (!(lr > 0)) {
+        fprintf(stderr, "xor: --lr must be positive, got %g\n", lr);
+        return 2;
+    }
 
     const float inputs[4][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}};
     const float targets[4] = {0, 1, 1, 0};
@@ -59,6 +63,7 @@ int main(int argc, char **argv)
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
         loss_value = nb_item(loss);
+        ex_check_loss("xor", loss_value, "step", step + 1);
         if (step == 0 || (step + 1) % (steps >= 10 ? steps / 10 : 1) == 0)
             printf("step %5lld  loss %.5f\n", (long long)(step + 1), loss_value);
         nb_scope_end();
