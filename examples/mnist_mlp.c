@@ -11,7 +11,13 @@
  * prints and writes the files. With --checkpoint, training resumes from the file when it exists, and the file is
  * rewritten after each epoch.
  *
+ * Regularization, all off by default: --dropout P after each hidden ReLU, --weight-decay L (the L2 penalty
+ * (L/2) |w|^2 through the optimizer, as PyTorch's weight_decay), --l1 L (L |w|_1 added to the loss), and
+ * --patience N: early stopping on the accuracy of a validation set (the last tenth of the training images,
+ * held out), keeping the best epoch's weights.
+ *
  *     mnist_mlp [--arch 128] [--optim adam|rmsprop|sgd] [--lr X] [--batch N] [--epochs N] [--limit N]
+ *               [--dropout P] [--weight-decay L] [--l1 L] [--patience N]
  *               [--save PATH] [--load PATH] [--checkpoint PATH] [--seed N] [--data DIR]
  *     mpirun -np 2 mnist_mlp [...]
  */
@@ -49,14 +55,15 @@ static int parse_arch(const char *text, int64_t *sizes)
     return n;
 }
 
-static nb_module *build_model(int n_hidden, const int64_t *hidden, nb_generator *gen)
+static nb_module *build_model(int n_hidden, const int64_t *hidden, double dropout, nb_generator *gen)
 {
-    nb_module *layers[2 * MAX_LAYERS + 1];
+    nb_module *layers[3 * MAX_LAYERS + 1];
     int n = 0;
     int64_t in = PIXELS;
     for (int i = 0; i < n_hidden; i++) {
         layers[n++] = nb_linear_new(in, hidden[i], true, gen);
         layers[n++] = nb_relu_layer_new();
+        if (dropout > 0) layers[n++] = nb_dropout_new(dropout, gen);
         in = hidden[i];
     }
     layers[n++] = nb_linear_new(in, CLASSES, true, gen);
@@ -65,21 +72,24 @@ static nb_module *build_model(int n_hidden, const int64_t *hidden, nb_generator 
     return model;
 }
 
-static nb_optimizer *make_optimizer(const char *name, const nb_param_list *params, double lr)
+static nb_optimizer *make_optimizer(const char *name, const nb_param_list *params, double lr, double weight_decay)
 {
     nb_optimizer *opt = NULL;
     if (!strcmp(name, "adam")) {
         nb_adam_options o = nb_adam_defaults();
         if (lr != 0) o.lr = lr;
+        o.weight_decay = weight_decay;
         opt = nb_adam_new(params, o);
     } else if (!strcmp(name, "rmsprop")) {
         nb_rmsprop_options o = nb_rmsprop_defaults();
         o.lr = lr != 0 ? lr : 1e-3;
+        o.weight_decay = weight_decay;
         opt = nb_rmsprop_new(params, o);
     } else if (!strcmp(name, "sgd")) {
         nb_sgd_options o = nb_sgd_defaults();
         o.lr = lr != 0 ? lr : 0.1;
         o.momentum = 0.9;
+        o.weight_decay = weight_decay;
         opt = nb_sgd_new(params, o);
     } else {
         fprintf(stderr, "mnist_mlp: --optim must be adam, rmsprop or sgd, got '%s'\n", name);
@@ -89,14 +99,23 @@ static nb_optimizer *make_optimizer(const char *name, const nb_param_list *param
     return opt;
 }
 
-static nb_tensor *cross_entropy(nb_tensor *logits, nb_tensor *labels) { return nb_cross_entropy(logits, labels, NULL); }
+/* The L1 term needs the parameters, which the loss callback does not get. */
+static const nb_param_list *l1_params;
+static double l1_strength;
+
+static nb_tensor *cross_entropy(nb_tensor *logits, nb_tensor *labels)
+{
+    nb_tensor *loss = nb_cross_entropy(logits, labels, NULL);
+    if (l1_strength > 0) loss = nb_add(loss, nb_mul_scalar(nb_l1_penalty(l1_params, false), l1_strength));
+    return loss;
+}
 
 int main(int argc, char **argv)
 {
     ex_dist_init("mnist_mlp", &argc, &argv);
     const char *arch = "128", *optim = "adam", *save = NULL, *load = NULL, *checkpoint = NULL, *data = NULL;
-    double lr = 0;
-    int64_t batch = 32, epochs = 5, limit = 0, seed = 42;
+    double lr = 0, dropout = 0, weight_decay = 0, l1 = 0;
+    int64_t batch = 32, epochs = 5, limit = 0, seed = 42, patience = 0;
     const ex_flag flags[] = {
         {"--arch", EX_STRING, &arch, "hidden layer sizes, comma-separated (e.g. 512,512)"},
         {"--optim", EX_STRING, &optim, "optimizer: adam, rmsprop or sgd (with momentum 0.9)"},
@@ -104,6 +123,12 @@ int main(int argc, char **argv)
         {"--batch", EX_INT, &batch, "mini-batch size (of each rank, under mpirun)"},
         {"--epochs", EX_INT, &epochs, "passes over the training set"},
         {"--limit", EX_INT, &limit, "use only the first N training images (0: all)"},
+        {"--dropout", EX_DOUBLE, &dropout, "dropout probability after each hidden layer, in [0, 1) (0: none)"},
+        {"--weight-decay", EX_DOUBLE, &weight_decay, "L2 regularization through the optimizer's weight decay"},
+        {"--l1", EX_DOUBLE, &l1, "L1 regularization: this times the sum of |w| added to the loss"},
+        {"--patience", EX_INT, &patience,
+         "early stopping: hold out a tenth of the training images, stop after N epochs without a better "
+         "validation accuracy and keep the best weights (0: off)"},
         {"--save", EX_STRING, &save, "write the trained parameters to this safetensors file"},
         {"--load", EX_STRING, &load, "start from the parameters of this safetensors file"},
         {"--checkpoint", EX_STRING, &checkpoint, "resume from this file if it exists; rewrite it after each epoch"},
@@ -114,6 +139,14 @@ int main(int argc, char **argv)
                    (int)(sizeof flags / sizeof flags[0]), flags);
     if (batch <= 0 || epochs < 0 || limit < 0) {
         fprintf(stderr, "mnist_mlp: --batch must be positive, --epochs and --limit non-negative\n");
+        return 2;
+    }
+    if (!(dropout >= 0 && dropout < 1) || weight_decay < 0 || l1 < 0) {
+        fprintf(stderr, "mnist_mlp: --dropout must be in [0, 1), --weight-decay and --l1 non-negative\n");
+        return 2;
+    }
+    if (patience > 0 && checkpoint) { /* the early-stopping state is not part of the checkpoint */
+        fprintf(stderr, "mnist_mlp: --patience and --checkpoint cannot be combined\n");
         return 2;
     }
     /* Only 0 means the optimizer's default: a negative rate is a mistake, not a request for the default. */
@@ -144,14 +177,40 @@ int main(int argc, char **argv)
         train_x = x;
         train_y = y;
     }
+    /* Early stopping judges epochs on images it does not train on: the last tenth of the training set. */
+    nb_tensor *val_x = NULL, *val_y = NULL;
+    if (patience > 0) {
+        int64_t n = nb_size(train_x, 0), n_val = n / 10;
+        if (n_val < 1) {
+            fprintf(stderr, "mnist_mlp: --patience needs at least 10 training images, got %lld\n", (long long)n);
+            return 2;
+        }
+        nb_tensor *xs[2] = {nb_narrow(train_x, 0, 0, n - n_val), nb_narrow(train_x, 0, n - n_val, n_val)};
+        nb_tensor *ys[2] = {nb_narrow(train_y, 0, 0, n - n_val), nb_narrow(train_y, 0, n - n_val, n_val)};
+        nb_tensor *x = nb_clone(xs[0]), *y = nb_clone(ys[0]);
+        val_x = nb_clone(xs[1]);
+        val_y = nb_clone(ys[1]);
+        if (!x || !y || !val_x || !val_y) fail();
+        for (int i = 0; i < 2; i++) {
+            nb_free(xs[i]);
+            nb_free(ys[i]);
+        }
+        nb_free(train_x);
+        nb_free(train_y);
+        train_x = x;
+        train_y = y;
+    }
     printf("mnist_mlp: %lld training and %lld test images from %s/mnist\n", (long long)nb_size(train_x, 0),
            (long long)nb_size(test_x, 0), dir);
+    if (val_x) printf("mnist_mlp: %lld validation images held out for early stopping\n", (long long)nb_size(val_x, 0));
 
     nb_generator gen;
     nb_generator_seed(&gen, (uint64_t)seed);
-    nb_module *model = build_model(n_hidden, hidden, &gen);
+    nb_module *model = build_model(n_hidden, hidden, dropout, &gen);
     nb_param_list *params = nb_module_parameters(model);
     if (!params) fail();
+    l1_params = params;
+    l1_strength = l1;
     /* Rank 0 reads the file; the broadcast then gives every rank rank 0's weights, loaded or not. */
     nb_load_report report = {0};
     if (load && nb_dist_is_main() && nb_load_safetensors(load, params, NB_LOAD_STRICT, &report, NULL) != NB_OK)
@@ -166,7 +225,9 @@ int main(int argc, char **argv)
     if (world > 1)
         printf("mnist_mlp: %d ranks (%d thread%s each), batch %lld per rank, global batch %lld\n", world,
                nb_num_threads(), nb_num_threads() == 1 ? "" : "s", (long long)batch, (long long)batch * world);
-    nb_optimizer *opt = make_optimizer(optim, params, lr);
+    nb_optimizer *opt = make_optimizer(optim, params, lr, weight_decay);
+    nb_early_stopping *stopper = patience > 0 ? nb_early_stopping_new(patience, 0, true, true) : NULL;
+    if (patience > 0 && !stopper) fail();
     nb_metadata identity = {0};
     if (nb_metadata_set(&identity, "arch", arch) != NB_OK) fail();
     ex_checkpoint ck;
@@ -181,12 +242,22 @@ int main(int argc, char **argv)
                                               : NULL;
     if (nb_dist_is_main() && !progress) fail();
     double start = ex_now(), test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
+    int64_t trained = done;
     for (int64_t epoch = done; epoch < epochs; epoch++) {
         double loss = ex_train_epoch("mnist_mlp", model, opt, it, cross_entropy, progress, epoch);
+        trained = epoch + 1;
         test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
         ex_checkpoint_save(&ck, epoch + 1);
-        char extra[64];
-        snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);
+        char extra[96];
+        bool stop = false;
+        if (stopper) {
+            double val_acc = ex_accuracy("mnist_mlp", model, val_x, val_y, NULL);
+            stop = nb_early_stopping_update(stopper, val_acc, params);
+            if (nb_last_status() != NB_OK && !stop) fail();
+            snprintf(extra, sizeof extra, "val_acc=%.4f test_acc=%.4f", val_acc, test_acc);
+        } else {
+            snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);
+        }
         if (progress) nb_progress_end_epoch(progress, extra);
         if (world > 1)
             printf("epoch %lld/%lld  train loss %.4f  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1,
@@ -195,8 +266,19 @@ int main(int argc, char **argv)
             printf("epoch %lld/%lld  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1, (long long)epochs,
                    test_acc, ex_now() - start);
         fflush(stdout);
+        if (stop) {
+            printf("mnist_mlp: early stop after epoch %lld: no better validation accuracy for %lld epochs\n",
+                   (long long)epoch + 1, (long long)patience);
+            break;
+        }
     }
     double seconds = ex_now() - start;
+    if (stopper && trained > done) {
+        if (nb_early_stopping_restore(stopper, params) != NB_OK) fail();
+        test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
+        printf("mnist_mlp: kept the weights of epoch %lld (validation accuracy %.4f), test accuracy %.4f\n",
+               (long long)nb_early_stopping_best_epoch(stopper) + 1, nb_early_stopping_best(stopper), test_acc);
+    }
 
     nb_confusion *c = nb_confusion_new(CLASSES);
     if (!c) fail();
@@ -209,7 +291,7 @@ int main(int argc, char **argv)
         if (nb_save_safetensors(save, params, &meta) != NB_OK) fail();
         printf("mnist_mlp: saved the parameters to %s\n", save);
     }
-    printf("result: test_accuracy=%.4f epochs=%lld seconds=%.1f", test_acc, (long long)epochs, seconds);
+    printf("result: test_accuracy=%.4f epochs=%lld seconds=%.1f", test_acc, (long long)trained, seconds);
     if (world > 1) printf(" ranks=%d global_batch=%lld", world, (long long)batch * world);
     printf("\n");
 
@@ -217,6 +299,7 @@ int main(int argc, char **argv)
     nb_confusion_free(c);
     nb_progress_free(progress);
     nb_batch_iter_free(it);
+    nb_early_stopping_free(stopper);
     nb_optimizer_free(opt);
     nb_param_list_free(params);
     nb_module_free(model);
@@ -224,6 +307,8 @@ int main(int argc, char **argv)
     nb_free(train_y);
     nb_free(test_x);
     nb_free(test_y);
+    nb_free(val_x);
+    nb_free(val_y);
     ex_dist_finalize("mnist_mlp");
     return 0;
 }
