@@ -1,6 +1,7 @@
 /* Error model: a thread-local message and status, an optional process-wide handler. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +11,11 @@ static _Thread_local char error_message[NBI_ERROR_MAX];
 static _Thread_local nb_status error_status = NB_OK;
 static _Thread_local uint64_t error_count;
 
-static _Atomic(nb_error_handler) error_handler;
-static void *_Atomic error_handler_data;
+/* The handler and its data change together: under a lock, so that an error on another thread never pairs the new
+ * handler with the old data. Taken only to set them and on an error, never while the handler runs. */
+static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
+static nb_error_handler error_handler;
+static void *error_handler_data;
 
 const char *nb_last_error(void) { return error_message; }
 nb_status nb_last_status(void) { return error_status; }
@@ -35,8 +39,10 @@ const char *nb_status_name(nb_status status)
 
 void nb_set_error_handler(nb_error_handler handler, void *user_data)
 {
-    atomic_store(&error_handler_data, user_data);
-    atomic_store(&error_handler, handler);
+    pthread_mutex_lock(&handler_lock);
+    error_handler = handler;
+    error_handler_data = user_data;
+    pthread_mutex_unlock(&handler_lock);
 }
 
 void nb_abort_on_error(nb_status status, const char *message, void *user_data)
@@ -51,8 +57,11 @@ static void record(nb_status status, const char *fmt, va_list ap)
     vsnprintf(error_message, sizeof error_message, fmt, ap);
     error_status = status;
     error_count++;
-    nb_error_handler handler = atomic_load(&error_handler);
-    if (handler) handler(status, error_message, atomic_load(&error_handler_data));
+    pthread_mutex_lock(&handler_lock);
+    nb_error_handler handler = error_handler;
+    void *data = error_handler_data;
+    pthread_mutex_unlock(&handler_lock);
+    if (handler) handler(status, error_message, data);
 }
 
 void *nbi_error(nb_status status, const char *fmt, ...)

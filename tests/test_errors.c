@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 
 START_TEST(status_and_message_accessors)
@@ -245,6 +246,51 @@ START_TEST(messages_name_the_function_and_the_values)
 }
 END_TEST
 
+/* The handler and its user data are set as a pair: errors raised on one thread while another thread keeps
+ * switching between two (handler, data) pairs always see a matching pair. */
+static int pair_tag_a, pair_tag_b;
+static atomic_int mismatched_pairs, pair_calls;
+static void handler_a(nb_status s, const char *m, void *data)
+{
+    (void)s, (void)m;
+    atomic_fetch_add(&pair_calls, 1);
+    if (data != &pair_tag_a) atomic_fetch_add(&mismatched_pairs, 1);
+}
+static void handler_b(nb_status s, const char *m, void *data)
+{
+    (void)s, (void)m;
+    atomic_fetch_add(&pair_calls, 1);
+    if (data != &pair_tag_b) atomic_fetch_add(&mismatched_pairs, 1);
+}
+static atomic_bool switching_done;
+static void *raise_errors(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&switching_done)) nb_zeros(NB_SHAPE(-1), NB_F32);
+    return NULL;
+}
+
+START_TEST(error_handler_and_data_change_together)
+{
+    atomic_store(&switching_done, false);
+    atomic_store(&pair_calls, 0);
+    atomic_store(&mismatched_pairs, 0);
+    pthread_t t;
+    nb_set_error_handler(handler_a, &pair_tag_a);
+    pthread_create(&t, NULL, raise_errors, NULL);
+    for (int i = 0; i < 200000 || atomic_load(&pair_calls) < 2000; i++) { /* until both have done enough */
+        if (i % 2) nb_set_error_handler(handler_a, &pair_tag_a);
+        else nb_set_error_handler(handler_b, &pair_tag_b);
+    }
+    atomic_store(&switching_done, true);
+    pthread_join(t, NULL);
+    nb_set_error_handler(NULL, NULL);
+    ck_assert_int_gt(atomic_load(&pair_calls), 0);
+    ck_assert_int_eq(atomic_load(&mismatched_pairs), 0);
+    nb_clear_error();
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -258,6 +304,7 @@ Suite *make_suite(void)
     tcase_add_test_raise_signal(tc, abort_on_error_aborts, SIGABRT);
     tcase_add_test(tc, abort_on_error_is_quiet_without_errors);
     tcase_add_test(tc, errors_are_per_thread);
+    tcase_add_test(tc, error_handler_and_data_change_together);
     tcase_add_test(tc, messages_name_the_function_and_the_values);
     suite_add_tcase(s, tc);
     return s;
