@@ -3,6 +3,7 @@
  * its arguments, then builds its graph inside an internal scope (nbi_nn_begin/end) so that every intermediate
  * dies at once and only the result reaches the caller. */
 #include "kernels_index.h"
+#include "kernels_reduce.h" /* nbi_sum_exp_shifted_f32 */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -347,8 +348,15 @@ static const nbi_op fused_ce_op = {.name = "cross_entropy",
                                    .derivative = "grad logits = (softmax(logits) - onehot(target)) g / N",
                                    .inputs = "logits, target"};
 
+static double sum_exp_shifted_f64(const double *x, int64_t n, int64_t stride, double shift)
+{
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++) sum += exp(x[k * stride] - shift);
+    return sum;
+}
+
 /* Sum over the kept rows of logsumexp(x_i) - x_i[t_i], each term rounded to T as log_softmax would give it. */
-#define CE_ROWS(T, EXP)                                                                                   \
+#define CE_ROWS(T, SUM_EXP)                                                                                   \
     do {                                                                                                  \
         const T *x = nbi_data_ptr(xi);                                                                    \
         for (int64_t i = 0; i < n; i++) {                                                                 \
@@ -358,8 +366,7 @@ static const nbi_op fused_ce_op = {.name = "cross_entropy",
             T m = row[0];                                                                                 \
             for (int64_t k = 1; k < classes; k++)                                                         \
                 if (row[k * cs] > m) m = row[k * cs];                                                     \
-            double sum = 0;                                                                               \
-            for (int64_t k = 0; k < classes; k++) sum += EXP(row[k * cs] - m);                            \
+            const double sum = SUM_EXP(row, classes, cs, m);                                              \
             total -= (double)(T)((double)(row[c_i * cs] - m) - log(sum));                                 \
         }                                                                                                 \
     } while (0)
@@ -388,8 +395,8 @@ static nb_tensor *fused_cross_entropy(nb_tensor *logits, nb_tensor *target, cons
     if (kept == 0) return NULL; /* 0 / 0: the composed path gives PyTorch's NaN and its gradient */
     *handled = true;
     double total = 0;
-    if (xi->dtype == NB_F32) CE_ROWS(float, expf);
-    else CE_ROWS(double, exp);
+    if (xi->dtype == NB_F32) CE_ROWS(float, nbi_sum_exp_shifted_f32);
+    else CE_ROWS(double, sum_exp_shifted_f64);
     ce_ctx c = {.ignore_index = ignore, .divisor = o->reduction == NB_REDUCTION_MEAN ? (double)kept : 1.0,
                 .any_ignored = kept < n};
     nbi_tensor *out = nbi_tensor_new(xi->dtype, 0, NULL, "nb_cross_entropy");

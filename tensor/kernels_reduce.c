@@ -8,6 +8,7 @@
 #include "kernels_reduce.h"
 
 #include "kernels_binary.h" /* NBI_VEC_FOR */
+#include "vecmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -48,13 +49,34 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
 /* ------------------------------------------------------------------------------------------------
  * Sum and mean
  * ---------------------------------------------------------------------------------------------- */
+/* A contiguous run summed into one accumulator goes into LANES interleaved partial sums (element i into sum
+ * i mod LANES), combined pairwise at the end: independent additions the compiler vectorizes, instead of one
+ * chain of dependent ones, in an order fixed by the data's length alone (so results still do not depend on
+ * the thread count). */
+#define LANES 32
+#define LANE_SUM(TA, TI, x, n, total)                                                    \
+    do {                                                                                 \
+        TA part_[LANES] = {0};                                                           \
+        int64_t i_ = 0;                                                                  \
+        for (; i_ + LANES <= (n); i_ += LANES)                                           \
+            NBI_IVDEP for (int j_ = 0; j_ < LANES; j_++) part_[j_] += (TA)(x)[i_ + j_];  \
+        for (; i_ < (n); i_++) part_[i_ % LANES] += (TA)(x)[i_];                         \
+        for (int w_ = LANES / 2; w_ > 0; w_ /= 2)                                        \
+            for (int j_ = 0; j_ < w_; j_++) part_[j_] += part_[j_ + w_];                 \
+        (total) = part_[0];                                                              \
+    } while (0)
+
 #define SUM_LOOP(NAME, TA, TI)                                                           \
     static void NAME(int64_t n, char **p, const int64_t *s, const void *params)          \
     {                                                                                    \
         (void)params;                                                                    \
         TA *acc = (TA *)p[0];                                                            \
         const TI *x = (const TI *)p[1];                                                  \
-        if (s[0] == 0) {                                                                 \
+        if (s[0] == 0 && s[1] == 1) {                                                    \
+            TA total;                                                                    \
+            LANE_SUM(TA, TI, x, n, total);                                               \
+            acc[0] += total;                                                             \
+        } else if (s[0] == 0) {                                                          \
             TA total = 0;                                                                \
             for (int64_t i = 0; i < n; i++) total += (TA)x[i * s[1]];                    \
             acc[0] += total;                                                             \
@@ -176,7 +198,19 @@ bool nbi_reduce_var(nbi_tensor *out, const nbi_tensor *in, int64_t correction, b
         const T *x = (const T *)p[1];                                                          \
         if (s[0] == 0) {                                                                       \
             T best = o[0];                                                                     \
-            for (int64_t i = 0; i < n; i++) {                                                  \
+            int64_t i = 0;                                                                     \
+            if (s[1] == 1 && n >= LANES) { /* LANES running extremes, as LANE_SUM */           \
+                T lane[LANES];                                                                 \
+                for (int j = 0; j < LANES; j++) lane[j] = best;                                \
+                for (; i + LANES <= n; i += LANES)                                             \
+                    NBI_IVDEP for (int j = 0; j < LANES; j++) {                                \
+                        T v = x[i + j];                                                        \
+                        lane[j] = v CMP lane[j] || IS_NAN(v) ? v : lane[j];                    \
+                    }                                                                          \
+                for (int j = 0; j < LANES; j++)                                                \
+                    if (lane[j] CMP best || IS_NAN(lane[j])) best = lane[j];                   \
+            }                                                                                  \
+            for (; i < n; i++) {                                                               \
                 T v = x[i * s[1]];                                                             \
                 if (v CMP best || IS_NAN(v)) best = v;                                         \
             }                                                                                  \
@@ -366,8 +400,79 @@ typedef struct softmax_params {
             }                                                                                  \
         }                                                                                      \
     }
-SOFTMAX_LOOP(softmax_f32, float, expf)
 SOFTMAX_LOOP(softmax_f64, double, exp)
+
+/* f32 rows: x - max in chunks through the vector exp (vecmath.h), so a row's exponentials are the bits nb_exp
+ * would give. The sum accumulates in double in 8 interleaved partial sums, element k into sum k mod 8: a fixed
+ * order whatever the stride (the fused cross-entropy sums the same way and agrees with log_softmax to the bit),
+ * and one the compiler vectorizes. */
+#define SOFTMAX_CHUNK 256
+#define SUM_LANES 8
+static double exp_shifted_f32(float *out, int64_t out_stride, const float *x, int64_t stride, int64_t n, float shift)
+{
+    const nbi_vec_fn exp_f32 = nbi_vecmath_get()->exp;
+    float buf[SOFTMAX_CHUNK];
+    double part[SUM_LANES] = {0};
+    for (int64_t k0 = 0; k0 < n; k0 += SOFTMAX_CHUNK) {
+        const int64_t len = n - k0 < SOFTMAX_CHUNK ? n - k0 : SOFTMAX_CHUNK;
+        if (stride == 1) NBI_VEC_FOR(len, k, buf[k] = x[k0 + k] - shift);
+        else for (int64_t k = 0; k < len; k++) buf[k] = x[(k0 + k) * stride] - shift;
+        exp_f32(buf, buf, len);
+        int64_t k = 0;
+        for (; k + SUM_LANES <= len; k += SUM_LANES)
+            for (int j = 0; j < SUM_LANES; j++) part[j] += buf[k + j];
+        for (; k < len; k++) part[k % SUM_LANES] += buf[k];
+        if (out && out_stride == 1) memcpy(out + k0, buf, (size_t)len * sizeof *buf);
+        else if (out) for (int64_t j = 0; j < len; j++) out[(k0 + j) * out_stride] = buf[j];
+    }
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
+double nbi_sum_exp_shifted_f32(const float *x, int64_t n, int64_t stride, float shift)
+{
+    return exp_shifted_f32(NULL, 0, x, stride, n, shift);
+}
+
+/* The largest element, NaNs skipped (a NaN then makes x - max and the sum NaN). Contiguous rows compare in
+ * SUM_LANES * 2 running maxima the compiler vectorizes; max is exact, so the order does not matter. */
+static float row_max_f32(const float *x, int64_t n, int64_t stride)
+{
+    enum { L = 2 * SUM_LANES };
+    float m = x[0];
+    int64_t k = 1;
+    if (stride == 1 && n >= 2 * L) {
+        float lane[L];
+        memcpy(lane, x, sizeof lane);
+        for (k = L; k + L <= n; k += L)
+            for (int j = 0; j < L; j++) lane[j] = x[k + j] > lane[j] ? x[k + j] : lane[j];
+        m = lane[0];
+        for (int j = 1; j < L; j++)
+            if (lane[j] > m) m = lane[j];
+    }
+    for (; k < n; k++)
+        if (x[k * stride] > m) m = x[k * stride];
+    return m;
+}
+
+static void softmax_f32(int64_t count, char **p, const int64_t *s, const void *params)
+{
+    const softmax_params *a = params;
+    const int64_t n = a->n, is = a->in_stride, os = a->out_stride;
+    for (int64_t i = 0; i < count; i++) {
+        float *y = (float *)p[0] + i * s[0];
+        const float *x = (const float *)p[1] + i * s[1];
+        const float m = row_max_f32(x, n, is);
+        if (a->log) {
+            const double log_sum = log(exp_shifted_f32(NULL, 0, x, is, n, m));
+            if (is == 1 && os == 1) NBI_VEC_FOR(n, k, y[k] = (float)((double)(x[k] - m) - log_sum));
+            else for (int64_t k = 0; k < n; k++) y[k * os] = (float)((double)(x[k * is] - m) - log_sum);
+        } else {
+            const double inv = 1.0 / exp_shifted_f32(y, os, x, is, n, m);
+            if (os == 1) NBI_VEC_FOR(n, k, y[k] = (float)(y[k] * inv));
+            else for (int64_t k = 0; k < n; k++) y[k * os] = (float)(y[k * os] * inv);
+        }
+    }
+}
 
 void nbi_softmax_kernel(nbi_tensor *out, const nbi_tensor *in, int dim, bool log)
 {

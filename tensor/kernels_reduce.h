@@ -25,5 +25,8 @@ void nbi_reduce_arg(nbi_tensor *values, nbi_tensor *indices, const nbi_tensor *i
 /* out = softmax (or log_softmax when log) of in along dim; out has in's shape and dtype (f32 or f64). Each row
  * is shifted by its maximum, and sums accumulate in double. */
 void nbi_softmax_kernel(nbi_tensor *out, const nbi_tensor *in, int dim, bool log);
+/* The sum in double of exp(x[k stride] - shift) over k < n, with the vector exp that f32 softmax uses, so a loss
+ * computed from it agrees with log_softmax to the bit. */
+double nbi_sum_exp_shifted_f32(const float *x, int64_t n, int64_t stride, float shift);
 
 #endif

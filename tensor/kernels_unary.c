@@ -1,10 +1,14 @@
 /* Unary elementwise kernels: one inner loop per (op, dtype), generated from a one-line expression in `x`.
  * Float expressions are written once with <tgmath.h>, so the f32 loop calls expf, tanhf, ... and the f64 loop
  * exp, tanh, ...; inside a loop `real` is the element type and A, B are the op's parameters in that type.
- * The contiguous case is a separate plain loop so the compiler can vectorize it. */
+ * The contiguous case is a separate plain loop so the compiler can vectorize it. f32 exp, log, tanh, sigmoid,
+ * silu, gelu (both forms) and erf go through the vector functions of vecmath.h instead (see
+ * vector_function). */
 #include "kernels_unary.h"
 
 #include "kernels_binary.h" /* NBI_VEC_FOR */
+#include "kernels_matmul.h" /* nbi_gemm_isa */
+#include "vecmath.h"
 
 #include <float.h>
 #include <tgmath.h>
@@ -87,7 +91,9 @@ FLOAT_OP(elu, x > 0 ? x : A * expm1(x))
 /* x Phi(x) with Phi(x) = erfc(-x/sqrt 2)/2: the same function as PyTorch's (1 + erf(x/sqrt 2))/2, without the
  * cancellation that 1 + erf suffers for negative x */
 FLOAT_OP(gelu, x * (real)0.5 * erfc(-x * (real)M_SQRT1_2))
-FLOAT_OP(gelu_tanh, (real)0.5 * x * (1 + tanh((real)GELU_BETA * (x + (real)GELU_KAPPA * x * x * x))))
+/* x/2 (1 + tanh u) as x sigmoid(2u), the same function without the cancellation of 1 + tanh u for negative x
+ * (as the vector f32 code computes it) */
+FLOAT_OP(gelu_tanh, x * SIGMOID((x + (real)GELU_KAPPA * x * x * x) * (real)(2 * GELU_BETA)))
 /* x / (1 + e^-x) computed as x sigmoid(x), so x = -1000 gives -0 without an infinite intermediate */
 FLOAT_OP(silu, x * SIGMOID(x))
 /* Above the threshold softplus is x itself (PyTorch's rule). Below it, log(1 + e^bx) is evaluated as
@@ -139,6 +145,56 @@ static double saturate_f32(double v)
     return v;
 }
 
+const nbi_vecmath *nbi_vecmath_get(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    switch (nbi_gemm_isa()) {
+    case NBI_ISA_AVX512: return &nbi_vecmath_avx512;
+    case NBI_ISA_AVX2: return &nbi_vecmath_avx2;
+    default: break;
+    }
+#endif
+    return &nbi_vecmath_portable;
+}
+
+/* The f32 kinds with a vector function, or NULL. */
+static nbi_vec_fn vector_function(nbi_unary_kind kind)
+{
+    const nbi_vecmath *vm = nbi_vecmath_get();
+    switch (kind) {
+    case NBI_EXP: return vm->exp;
+    case NBI_LOG: return vm->log;
+    case NBI_TANH: return vm->tanh;
+    case NBI_SIGMOID: return vm->sigmoid;
+    case NBI_SILU: return vm->silu;
+    case NBI_GELU_TANH: return vm->gelu_tanh;
+    case NBI_GELU: return vm->gelu;
+    case NBI_ERF: return vm->erf;
+    default: return NULL;
+    }
+}
+
+/* Strided operands are gathered into a buffer and go through the same vector code, so a view gives the same
+ * bits as a contiguous copy. */
+#define GATHER_CHUNK 256
+static void vector_loop_f32(int64_t n, char **p, const int64_t *s, const void *params)
+{
+    const nbi_vec_fn fn = *(const nbi_vec_fn *)params;
+    float *o = (float *)p[0];
+    const float *in = (const float *)p[1];
+    if (s[0] == 1 && s[1] == 1) {
+        fn(o, in, n);
+        return;
+    }
+    float buf[GATHER_CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += GATHER_CHUNK) {
+        const int64_t m = n - i0 < GATHER_CHUNK ? n - i0 : GATHER_CHUNK;
+        for (int64_t k = 0; k < m; k++) buf[k] = in[(i0 + k) * s[1]];
+        fn(buf, buf, m);
+        for (int64_t k = 0; k < m; k++) o[(i0 + k) * s[0]] = buf[k];
+    }
+}
+
 void nbi_unary_kernel(nbi_unary_kind kind, nbi_tensor *out, const nbi_tensor *in, const nbi_unary_params *params)
 {
     nbi_unary_params p = params ? *params : (nbi_unary_params){0, 0};
@@ -148,7 +204,9 @@ void nbi_unary_kernel(nbi_unary_kind kind, nbi_tensor *out, const nbi_tensor *in
     }
     nbi_iter it;
     nbi_iter_init(&it, out, 1, &in);
-    nbi_iter_run(&it, loops[kind][in->dtype], &p);
+    nbi_vec_fn fn = in->dtype == NB_F32 ? vector_function(kind) : NULL;
+    if (fn) nbi_iter_run(&it, vector_loop_f32, &fn);
+    else nbi_iter_run(&it, loops[kind][in->dtype], &p);
 }
 
 void nbi_sqrt_inplace_f32(float *x, int64_t n)
