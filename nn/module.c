@@ -229,14 +229,15 @@ static nb_status reserve(sequential *s, int count, const char *fn)
     return NB_OK;
 }
 
-/* Whether layers[i] also belongs to another entry: the same module earlier in the array, or inside another one. */
-static bool owned_by_another(int n, nb_module *const *layers, int i)
+/* The index of another entry that also owns layers[i] (the same module earlier in the array, or one containing
+ * it), or -1. */
+static int other_owner(int n, nb_module *const *layers, int i)
 {
     for (int k = 0; k < n; k++) {
         if (k == i || !layers[k]) continue;
-        if (layers[k] == layers[i] ? k < i : nb_module_contains(layers[k], layers[i])) return true;
+        if (layers[k] == layers[i] ? k < i : nb_module_contains(layers[k], layers[i])) return k;
     }
-    return false;
+    return -1;
 }
 
 nb_module *nb_sequential_new(int n, nb_module *const *layers)
@@ -249,9 +250,7 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
     for (int i = 0; !problem && i < n; i++)
         if (!layers[i]) problem = "a layer is NULL", bad = i;
     for (int i = 0; !problem && i < n; i++)
-        for (int k = 0; !problem && k < n; k++)
-            if (k != i && (layers[k] == layers[i] ? k < i : nb_module_contains(layers[k], layers[i])))
-                problem = "a module has one owner", bad = i, owner = k;
+        if ((owner = other_owner(n, layers, i)) >= 0) problem = "a module has one owner", bad = i;
     sequential *s = NULL;
     if (!problem) {
         s = nbi_nn_module_new(sizeof *s, &sequential_type, fn);
@@ -271,7 +270,7 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
         /* The container owns the layers even when it could not be made; each module is freed once, the roots
          * only, which are all found before any is freed. */
         bool *root = layers && n > 0 ? malloc((size_t)n * sizeof *root) : NULL;
-        for (int i = 0; root && i < n; i++) root[i] = !owned_by_another(n, layers, i);
+        for (int i = 0; root && i < n; i++) root[i] = other_owner(n, layers, i) < 0;
         for (int i = 0; root && i < n; i++)
             if (root[i]) nb_module_free(layers[i]);
         free(root); /* out of memory for it: the layers leak rather than risk a double free */

@@ -52,8 +52,8 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
 /* A contiguous run summed into one accumulator goes into LANES interleaved partial sums (element i into sum
  * i mod LANES), combined pairwise at the end: independent additions the compiler vectorizes, instead of one
  * chain of dependent ones, in an order fixed by the data's length alone (so results still do not depend on
- * the thread count). */
-#define LANES 32
+ * the thread count). f32 runs take vecmath's sum, the same order compiled for the CPU's vector width. */
+#define LANES NBI_SUM_LANES
 #define LANE_SUM(TA, TI, x, n, total)                                                    \
     do {                                                                                 \
         TA part_[LANES] = {0};                                                           \
@@ -66,7 +66,8 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
         (total) = part_[0];                                                              \
     } while (0)
 
-#define SUM_LOOP(NAME, TA, TI)                                                           \
+#define VECMATH_SUM(TA, TI, x, n, total) ((total) = nbi_vecmath_get()->sum((x), (n)))
+#define SUM_LOOP(NAME, TA, TI, RUN_SUM)                                                  \
     static void NAME(int64_t n, char **p, const int64_t *s, const void *params)          \
     {                                                                                    \
         (void)params;                                                                    \
@@ -74,7 +75,7 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
         const TI *x = (const TI *)p[1];                                                  \
         if (s[0] == 0 && s[1] == 1) {                                                    \
             TA total;                                                                    \
-            LANE_SUM(TA, TI, x, n, total);                                               \
+            RUN_SUM(TA, TI, x, n, total);                                                \
             acc[0] += total;                                                             \
         } else if (s[0] == 0) {                                                          \
             TA total = 0;                                                                \
@@ -86,9 +87,9 @@ static nbi_tensor *double_zeros(const nbi_tensor *out, const char *fn)
             for (int64_t i = 0; i < n; i++) acc[i * s[0]] += (TA)x[i * s[1]];            \
         }                                                                                \
     }
-SUM_LOOP(sum_f32, double, float)
-SUM_LOOP(sum_f64, double, double)
-SUM_LOOP(sum_i64, uint64_t, int64_t) /* unsigned: an overflowing sum wraps as PyTorch's, without undefined behaviour */
+SUM_LOOP(sum_f32, double, float, VECMATH_SUM)
+SUM_LOOP(sum_f64, double, double, LANE_SUM)
+SUM_LOOP(sum_i64, uint64_t, int64_t, LANE_SUM) /* unsigned: an overflowing sum wraps as PyTorch's, without undefined behaviour */
 
 /* acc += in summed over the reduced dims; acc is f64 (f32 or f64 input) or i64 (i64 input). */
 static void accumulate_sum(nbi_tensor *acc, const nbi_tensor *in)

@@ -1,4 +1,4 @@
-/* Vectorized f32 transcendental functions over contiguous arrays (internal). One table per instruction set;
+/* Vectorized f32 transcendental functions and sum over contiguous arrays (internal). One table per instruction set;
  * nbi_vecmath_get() gives the one of the instruction set in use (the GEMM's choice: NABLA_ISA forces one).
  * Results are the same on every instruction set with FMA (AVX2, AVX-512); the portable one rounds its
  * multiply-adds in two steps, so its last bit may differ. Each function accepts out == in. */
@@ -9,8 +9,13 @@
 
 typedef void (*nbi_vec_fn)(float *out, const float *in, int64_t n);
 
+/* Partial sums of `sum`; kernels_reduce.c sums f64 and i64 runs in the same interleaved order. */
+#define NBI_SUM_LANES 32
+
 typedef struct nbi_vecmath {
     nbi_vec_fn exp, log, tanh, sigmoid, silu, gelu_tanh, erf, gelu;
+    /* the sum in double of x[0..n), in NBI_SUM_LANES interleaved partial sums combined pairwise */
+    double (*sum)(const float *x, int64_t n);
 } nbi_vecmath;
 
 extern const nbi_vecmath nbi_vecmath_portable;

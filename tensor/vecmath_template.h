@@ -258,6 +258,42 @@ VECMATH_ARRAY(gelu_tanh_array, v_gelu_tanh)
 VECMATH_ARRAY(erf_array, v_erf)
 VECMATH_ARRAY(gelu_array, v_gelu)
 
+/* The sum in double of n floats in NBI_SUM_LANES interleaved partial sums (element i into sum i mod
+ * NBI_SUM_LANES), combined pairwise at the end: one fixed order, the same on every instruction set. */
+typedef float vhalf_f __attribute__((vector_size(W * 2)));
+typedef double vhalf_d __attribute__((vector_size(W * 4)));
+#define SUM_ACCS (NBI_SUM_LANES / (W / 2))
+static double sum_array(const float *x, int64_t n)
+{
+    /* SUM_ACCS vectors of doubles in registers: acc[a] lane l holds the elements a W/2 + l mod NBI_SUM_LANES */
+    vhalf_d acc[SUM_ACCS];
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#else
+#pragma GCC unroll 16
+#endif
+    for (int a = 0; a < SUM_ACCS; a++) acc[a] = (vhalf_d){0};
+    int64_t i = 0;
+    for (; i + NBI_SUM_LANES <= n; i += NBI_SUM_LANES) {
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#else
+#pragma GCC unroll 16
+#endif
+        for (int a = 0; a < SUM_ACCS; a++) {
+            vhalf_f v;
+            memcpy(&v, x + i + a * (W / 2), sizeof v);
+            acc[a] += __builtin_convertvector(v, vhalf_d);
+        }
+    }
+    double p[NBI_SUM_LANES];
+    memcpy(p, acc, sizeof p);
+    for (; i < n; i++) p[i % NBI_SUM_LANES] += x[i];
+    for (int w = NBI_SUM_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) p[j] += p[j + w];
+    return p[0];
+}
+
 const nbi_vecmath VECMATH_TABLE = {
     .exp = exp_array,
     .log = log_array,
@@ -267,4 +303,5 @@ const nbi_vecmath VECMATH_TABLE = {
     .gelu_tanh = gelu_tanh_array,
     .erf = erf_array,
     .gelu = gelu_array,
+    .sum = sum_array,
 };

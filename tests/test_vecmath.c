@@ -264,6 +264,29 @@ START_TEST(result_does_not_depend_on_position)
 }
 END_TEST
 
+/* The f32 sum's partial sums are fixed by the element's index alone: every instruction set gives the same
+ * double, for every length (the tail included), and it is the exact sum to double rounding. */
+START_TEST(sum_is_the_same_on_every_isa)
+{
+    nbi_isa isas[3];
+    int n_isa = supported_isas(isas);
+    static float x[5000];
+    for (int i = 0; i < 5000; i++) x[i] = (float)((i * 7919) % 1000 - 500) * 0.001f + (i % 3 ? 1e4f : -3e-3f);
+    for (int n = 0; n <= 5000; n += n < 70 ? 1 : 331) {
+        long double exact = 0;
+        for (int i = 0; i < n; i++) exact += x[i];
+        double first = table_for(isas[0])->sum(x, n);
+        REQUIRE(fabsl(first - exact) <= 1e-12L * (fabsl(exact) + 1), "length %d: sum %.17g, exact %.17Lg", n, first,
+                exact);
+        for (int k = 1; k < n_isa; k++) {
+            double other = table_for(isas[k])->sum(x, n);
+            REQUIRE(memcmp(&first, &other, sizeof first) == 0, "length %d: %s %.17g, %s %.17g", n,
+                    nbi_isa_name(isas[0]), first, nbi_isa_name(isas[k]), other);
+        }
+    }
+}
+END_TEST
+
 static nb_tensor *gelu_exact(nb_tensor *t) { return nb_gelu(t, false); }
 
 /* nb_exp and the others give the same bits on a transposed view as on its contiguous copy, and softmax's rows
@@ -300,6 +323,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, special_values);
     tcase_add_test(tc, fma_instruction_sets_agree);
     tcase_add_test(tc, result_does_not_depend_on_position);
+    tcase_add_test(tc, sum_is_the_same_on_every_isa);
     tcase_add_test(tc, tensor_ops_through_views);
     suite_add_tcase(s, tc);
     return s;
