@@ -104,6 +104,15 @@ void *ex_alloc_for(const char *program, const char *flag, int64_t value, int64_t
     return p;
 }
 
+double ex_physical_memory(void)
+{
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) return (double)pages * (double)page;
+#endif
+    return 0;
+}
+
 void ex_check_loss(const char *program, double loss, const char *unit, int64_t n)
 {
     if (isfinite(loss)) return;

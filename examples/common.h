@@ -26,6 +26,9 @@ void ex_parse_flags(int argc, char **argv, const char *program, const char *summ
  * exits 1. Never returns NULL; at least one byte is allocated. */
 void *ex_alloc_for(const char *program, const char *flag, int64_t value, int64_t extra, int64_t per, size_t size);
 
+/* The machine's physical memory in bytes, or 0 where the system does not tell. */
+double ex_physical_memory(void);
+
 /* Exits 1 (stopping every rank) with "program: loss is nan at unit n: the learning rate may be too large" when
  * loss is not finite; unit is "epoch" or "step". */
 void ex_check_loss(const char *program, double loss, const char *unit, int64_t n);

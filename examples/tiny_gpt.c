@@ -528,6 +528,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --lr, --finetune-lr and --lora-lr must be positive\n", program);
         return 2;
     }
+    /* Weights, gradients and Adam's two moments beyond the machine's memory: refused up front rather than after
+     * minutes of allocating layer after layer (a typo such as --layers 1000000000). The vocabulary is not known
+     * yet: 256 bounds it. */
+    double n_params = 12.0 * (double)layers * (double)width * (double)width + (256.0 + (double)context) * (double)width;
+    double memory = ex_physical_memory();
+    if (memory > 0 && n_params * 16 > memory) {
+        fprintf(stderr, "%s: --layers %lld --width %lld --context %lld make a model of about %.3g parameters, which "
+                        "would need %.3g GB to train; this machine has %.3g GB\n", program, (long long)layers,
+                (long long)width, (long long)context, n_params, n_params * 16 / 1e9, memory / 1e9);
+        return 2;
+    }
 
     /* The texts: given paths must exist; the default ones are a skip when absent. */
     const char *dir = nb_data_dir(data);
