@@ -8,11 +8,13 @@
  * final model with the best pair.
  *
  *     iris [--data DIR] [--seed N] [--epochs N] [--lr X] [--hidden N] [--cv K] [--save PATH] [--load PATH]
+ * (--load takes the hidden size the file records, whatever --hidden says)
  */
 #include <nabla.h>
 
 #include "common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,26 @@ static nb_tensor *standardize(nb_standardizer *s, nb_tensor *x)
 }
 
 /* Mean accuracy of K-fold cross-validation on (x, y) (raw features; each fold fits its own standardizer). */
+/* The hidden size recorded in a file written with --save (its metadata "hidden"), or fallback for a file
+ * without it. Read through a partial load into an empty list: the metadata alone, no tensor. */
+static int64_t saved_hidden_size(const char *path, int64_t fallback)
+{
+    nb_param_list *none = nb_param_list_new();
+    nb_metadata meta = {0};
+    if (!none || nb_load_safetensors(path, none, NB_LOAD_PARTIAL, NULL, &meta) != NB_OK) fail();
+    nb_param_list_free(none);
+    const char *text = nb_metadata_get(&meta, "hidden");
+    if (!text) return fallback;
+    char *end;
+    errno = 0;
+    long long h = strtoll(text, &end, 10);
+    if (errno || end == text || *end || h < 1 || h > 1000000) {
+        fprintf(stderr, "iris: %s records hidden = \"%s\", not a hidden size\n", path, text);
+        exit(EXIT_FAILURE);
+    }
+    return (int64_t)h;
+}
+
 static double cross_validate(nb_tensor *x, nb_tensor *y, int k, double lr, int64_t hidden, int64_t epochs,
                              uint64_t seed)
 {
@@ -142,7 +164,7 @@ int main(int argc, char **argv)
         {"--hidden", EX_INT, &hidden, "hidden units"},
         {"--cv", EX_INT, &cv, "K > 1: K-fold cross-validation and a grid search over lr and hidden first"},
         {"--save", EX_STRING, &save_path, "write the trained parameters to this safetensors file"},
-        {"--load", EX_STRING, &load_path, "load the parameters from this safetensors file instead of training"},
+        {"--load", EX_STRING, &load_path, "load the parameters (and hidden size) from this safetensors file instead of training"},
     };
     ex_parse_flags(argc, argv, "iris",
                    "Classifies iris flowers with a 4-H-3 sigmoid network (cross-entropy, Adam, mini-batches of 16).",
@@ -253,6 +275,7 @@ int main(int argc, char **argv)
     nb_standardizer scaler;
     if (nb_standardizer_fit(&scaler, xtr) != NB_OK) fail();
     nb_tensor *xtr_s = standardize(&scaler, xtr), *xte_s = standardize(&scaler, xte);
+    if (load_path) hidden = saved_hidden_size(load_path, hidden);
     nb_module *model = make_model(hidden, (uint64_t)seed + 1);
     nb_param_list *params = nb_module_parameters(model);
     if (!params) fail();
