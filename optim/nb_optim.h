@@ -103,15 +103,19 @@ NB_API nb_scheduler *nb_cosine_annealing_lr_new(nb_optimizer *opt, int64_t t_max
 /* Linear warmup: lr = base_lr (start_factor + (1 - start_factor) min(epoch, warmup) / warmup) (PyTorch LinearLR
  * with end_factor 1). */
 NB_API nb_scheduler *nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, double start_factor);
-/* ReduceLROnPlateau: when the metric has not improved (mode min: below best (1 - threshold) with relative
- * threshold) for more than `patience` steps, lr = max(lr factor, min_lr), then wait `cooldown` steps. As in
- * PyTorch, a reduction smaller than 1e-8 (its eps) is skipped, and a NaN metric counts as no improvement. */
+/* ReduceLROnPlateau: when the metric has not improved for more than `patience` steps, lr = max(lr factor,
+ * min_lr), then wait `cooldown` steps. Improving means (mode min) going below best (1 - threshold), or below
+ * best - threshold with absolute_threshold (PyTorch's threshold_mode 'rel' and 'abs'; mode max: above best (1 +
+ * threshold) or best + threshold). As in PyTorch, a reduction smaller than 1e-8 (its eps) is skipped, and a NaN
+ * metric counts as no improvement. */
 typedef struct nb_plateau_options {
     bool maximize;
     double factor, threshold, min_lr;
     int64_t patience, cooldown;
+    bool absolute_threshold;
 } nb_plateau_options;
-NB_API nb_plateau_options nb_plateau_defaults(void); /* min, 0.1, 1e-4, 0, patience 10, cooldown 0 */
+/* min, 0.1, 1e-4 relative, 0, patience 10, cooldown 0 */
+NB_API nb_plateau_options nb_plateau_defaults(void);
 NB_API nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options options);
 
 /* Advances one epoch and sets the optimizer's lr. NB_ERR_STATE for reduce-on-plateau (use _metric). */

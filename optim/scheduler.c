@@ -200,7 +200,7 @@ nb_scheduler *nb_linear_warmup_new(nb_optimizer *opt, int64_t warmup_steps, doub
 nb_plateau_options nb_plateau_defaults(void)
 {
     return (nb_plateau_options){.maximize = false, .factor = 0.1, .threshold = 1e-4, .min_lr = 0, .patience = 10,
-                                .cooldown = 0};
+                                .cooldown = 0, .absolute_threshold = false};
 }
 
 nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options o)
@@ -219,10 +219,11 @@ nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options o)
     return start(s);
 }
 
-/* PyTorch's relative threshold; a NaN metric is never better. */
+/* PyTorch's relative or absolute threshold; a NaN metric is never better. */
 static bool improves(const nb_scheduler *s, double metric)
 {
     const nb_plateau_options *o = &s->plateau;
+    if (o->absolute_threshold) return o->maximize ? metric > s->best + o->threshold : metric < s->best - o->threshold;
     return o->maximize ? metric > s->best * (1 + o->threshold) : metric < s->best * (1 - o->threshold);
 }
 

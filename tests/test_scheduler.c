@@ -184,11 +184,43 @@ START_TEST(plateau_matches_pytorch)
 }
 END_TEST
 
+/* threshold_mode 'abs': metrics near 100 improving by less than 5% but more than 0.05, and the same schedule
+ * in relative mode, from PyTorch (factor 0.5, patience 1, threshold 0.05). */
+START_TEST(plateau_absolute_threshold_matches_pytorch)
+{
+    static const double metrics[11] = {100, 99.97, 99.9, 99.8, 99.78, 99.7, 99.69, 99.68, 99.67, 99.5, 99.49};
+    static const double abs_lrs[12] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05};
+    static const double rel_lrs[12] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.00625, 0.00625,
+                                       0.003125};
+    static const double max_metrics_abs[11] = {-1.0, -0.97, -0.9, -0.86, -0.8, -0.8, -0.7, -0.69, -0.6, -0.59, -0.58};
+    static const double max_abs_lrs[12] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05};
+    for (int mode = 0; mode < 3; mode++) {
+        setup su = setup_new();
+        nb_plateau_options o = nb_plateau_defaults();
+        o.factor = 0.5;
+        o.patience = 1;
+        o.threshold = 0.05;
+        o.absolute_threshold = mode != 1;
+        o.maximize = mode == 2;
+        const double *m = mode == 2 ? max_metrics_abs : metrics;
+        const double *want = mode == 0 ? abs_lrs : mode == 1 ? rel_lrs : max_abs_lrs;
+        nb_scheduler *s = nb_reduce_on_plateau_new(su.opt, o);
+        for (int e = 0; e < 11; e++) {
+            ck_assert_ok(nb_scheduler_step_metric(s, m[e]));
+            ck_assert_msg(fabs(nb_optimizer_get_lr(su.opt) - want[e + 1]) <= 1e-17, "mode %d, after metric %d: lr %.17g, "
+                          "expected %g", mode, e, nb_optimizer_get_lr(su.opt), want[e + 1]);
+        }
+        nb_scheduler_free(s);
+        setup_free(&su);
+    }
+}
+END_TEST
+
 START_TEST(plateau_defaults)
 {
     nb_plateau_options o = nb_plateau_defaults();
     ck_assert(!o.maximize && o.factor == 0.1 && o.threshold == 1e-4 && o.min_lr == 0 && o.patience == 10 &&
-              o.cooldown == 0);
+              o.cooldown == 0 && !o.absolute_threshold);
     /* patience 10: the 11th epoch without improvement reduces */
     setup su = setup_new();
     nb_scheduler *s = nb_reduce_on_plateau_new(su.opt, o);
@@ -513,6 +545,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, schedules_compose_as_in_pytorch);
     tcase_add_test(tc, plateau_matches_pytorch);
     tcase_add_test(tc, plateau_defaults);
+    tcase_add_test(tc, plateau_absolute_threshold_matches_pytorch);
     tcase_add_loop_test(tc, schedule_state_restores, 0, n);
     tcase_add_test(tc, plateau_state_restores);
     tcase_add_test(tc, scheduler_errors);
