@@ -37,9 +37,9 @@ static double grad_norm(nb_tensor *g, double p)
     return n ? nb_item(n) : NAN;
 }
 
-double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type)
+static double clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type, bool refuse_nonfinite,
+                             const char *fn)
 {
-    const char *fn = "nb_clip_grad_norm";
     if (!check_list(params, fn)) return NAN;
     if (!(max_norm >= 0)) {
         nbi_error(NB_ERR_ARG, "%s: max_norm must be >= 0, got %g", fn, max_norm);
@@ -68,6 +68,15 @@ double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double no
     if (norm_type == 2) total = sqrt(total);
     else if (!isinf(norm_type) && norm_type != 1) total = pow(total, 1 / norm_type);
     if (all_f32) total = (float)total;
+    if (refuse_nonfinite && !isfinite(total) && nbi_error_count() == errors) {
+        nb_no_grad_end();
+        nbi_scope_end();
+        char order[32];
+        snprintf(order, sizeof order, isinf(norm_type) ? "max " : "%g-", norm_type);
+        nbi_error(NB_ERR_VALUE, "%s: the total %snorm of the gradients is %s, so it cannot be clipped (gradients "
+                  "unchanged)", fn, order, isnan(total) ? "nan" : "inf");
+        return NAN;
+    }
     /* Written so that a NaN total gives a NaN factor (and NaN gradients), as in PyTorch. */
     double coef = max_norm / (total + 1e-6);
     if (coef > 1) coef = 1;
@@ -78,6 +87,16 @@ double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double no
     nb_no_grad_end();
     nbi_scope_end();
     return nbi_error_count() == errors ? total : NAN;
+}
+
+double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type)
+{
+    return clip_grad_norm(params, max_norm, norm_type, false, "nb_clip_grad_norm");
+}
+
+double nb_clip_grad_norm_finite(const nb_param_list *params, double max_norm, double norm_type)
+{
+    return clip_grad_norm(params, max_norm, norm_type, true, "nb_clip_grad_norm_finite");
 }
 
 nb_status nb_clip_grad_value(const nb_param_list *params, double clip)

@@ -140,6 +140,10 @@ NB_API void nb_scheduler_free(nb_scheduler *s);
  * takes part, as PyTorch takes every parameter whose .grad is set. Returns total_norm (0 when no gradient), or NAN
  * on error; as in PyTorch, a NaN in a gradient gives a NaN total and NaN gradients without an error. */
 NB_API double nb_clip_grad_norm(const nb_param_list *params, double max_norm, double norm_type);
+/* The same, except that a total norm that is NaN or infinite is an error (NB_ERR_VALUE naming the norm; returns
+ * NAN) and leaves every gradient unchanged, as PyTorch's error_if_nonfinite=True: for training loops that would
+ * rather stop (or skip the step) than carry NaN weights on. */
+NB_API double nb_clip_grad_norm_finite(const nb_param_list *params, double max_norm, double norm_type);
 /* Clamps every gradient element (non-buffer entries) to [-clip, clip], clip >= 0. */
 NB_API nb_status nb_clip_grad_value(const nb_param_list *params, double clip);
 

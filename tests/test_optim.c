@@ -909,6 +909,30 @@ START_TEST(clip_grad_norm_below_max_changes_nothing)
 }
 END_TEST
 
+/* error_if_nonfinite=True: a NaN or infinite total is an error and no gradient changes; a finite one clips as
+ * nb_clip_grad_norm does. */
+START_TEST(clip_grad_norm_finite_refuses_nan_and_inf)
+{
+    grads g = grads_new();
+    ck_assert_close(nb_clip_grad_norm_finite(g.list, 1.5, 2), clip_cases[0].total, 1e-12);
+    assert_near(nb_grad(g.a), clip_cases[0].a, 6, 1e-12, "a.grad");
+    grads_free(&g);
+    const double bad[2] = {NAN, INFINITY};
+    const double norms[2] = {2, INFINITY};
+    for (int k = 0; k < 2; k++)
+        for (int n = 0; n < 2; n++) {
+            g = grads_new();
+            nb_set_flat(nb_grad(g.c), 1, bad[k]);
+            ck_assert(isnan(nb_clip_grad_norm_finite(g.list, 1.5, norms[n])));
+            ck_assert_error(NB_ERR_VALUE, "nb_clip_grad_norm_finite", n ? "max norm" : "2-norm",
+                            k ? "is inf" : "is nan", "gradients unchanged");
+            assert_near(nb_grad(g.a), G1, 6, 0, "a.grad");
+            ck_assert(nb_get_flat(nb_grad(g.c), 0) == G2[0]);
+            grads_free(&g);
+        }
+}
+END_TEST
+
 START_TEST(clip_grad_value_clamps)
 {
     grads g = grads_new();
@@ -971,6 +995,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, clip_grad_norm_matches_pytorch, 0, (int)(sizeof clip_cases / sizeof *clip_cases));
     tcase_add_test(tc, clip_grad_norm_f32);
     tcase_add_test(tc, clip_grad_norm_below_max_changes_nothing);
+    tcase_add_test(tc, clip_grad_norm_finite_refuses_nan_and_inf);
     tcase_add_test(tc, clip_grad_value_clamps);
     tcase_add_test(tc, clip_errors);
     suite_add_tcase(s, tc);
