@@ -403,30 +403,30 @@ typedef struct softmax_params {
     }
 SOFTMAX_LOOP(softmax_f64, double, exp)
 
-/* f32 rows: x - max in chunks through the vector exp (vecmath.h), so a row's exponentials are the bits nb_exp
- * would give. The sum accumulates in double in 8 interleaved partial sums, element k into sum k mod 8: a fixed
- * order whatever the stride (the fused cross-entropy sums the same way and agrees with log_softmax to the bit),
- * and one the compiler vectorizes. */
+/* f32 rows: exp(x - max) through the vector code (vecmath.h), with the sum accumulating in double in
+ * NBI_SUM_LANES interleaved partial sums, element k into sum k mod NBI_SUM_LANES, combined pairwise at the end: a
+ * fixed order whatever the stride (a strided row is gathered in chunks that are multiples of NBI_SUM_LANES), so
+ * the fused cross-entropy, which sums the same way, agrees with log_softmax to the bit. */
 #define SOFTMAX_CHUNK 256
-#define SUM_LANES 8
 static double exp_shifted_f32(float *out, int64_t out_stride, const float *x, int64_t stride, int64_t n, float shift)
 {
-    const nbi_vec_fn exp_f32 = nbi_vecmath_get()->exp;
+    const nbi_vecmath *vm = nbi_vecmath_get();
     float buf[SOFTMAX_CHUNK];
-    double part[SUM_LANES] = {0};
+    double part[NBI_SUM_LANES] = {0};
     for (int64_t k0 = 0; k0 < n; k0 += SOFTMAX_CHUNK) {
         const int64_t len = n - k0 < SOFTMAX_CHUNK ? n - k0 : SOFTMAX_CHUNK;
-        if (stride == 1) NBI_VEC_FOR(len, k, buf[k] = x[k0 + k] - shift);
-        else for (int64_t k = 0; k < len; k++) buf[k] = x[(k0 + k) * stride] - shift;
-        exp_f32(buf, buf, len);
-        int64_t k = 0;
-        for (; k + SUM_LANES <= len; k += SUM_LANES)
-            for (int j = 0; j < SUM_LANES; j++) part[j] += buf[k + j];
-        for (; k < len; k++) part[k % SUM_LANES] += buf[k];
-        if (out && out_stride == 1) memcpy(out + k0, buf, (size_t)len * sizeof *buf);
-        else if (out) for (int64_t j = 0; j < len; j++) out[(k0 + j) * out_stride] = buf[j];
+        if (stride == 1 && out && out_stride == 1) {
+            vm->exp_shifted(out + k0, x + k0, len, shift, part);
+            continue;
+        }
+        if (stride == 1) memcpy(buf, x + k0, (size_t)len * sizeof *buf);
+        else for (int64_t k = 0; k < len; k++) buf[k] = x[(k0 + k) * stride];
+        vm->exp_shifted(buf, buf, len, shift, part);
+        if (out) for (int64_t k = 0; k < len; k++) out[(k0 + k) * out_stride] = buf[k];
     }
-    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (int w = NBI_SUM_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) part[j] += part[j + w];
+    return part[0];
 }
 
 double nbi_sum_exp_shifted_f32(const float *x, int64_t n, int64_t stride, float shift)
@@ -434,11 +434,11 @@ double nbi_sum_exp_shifted_f32(const float *x, int64_t n, int64_t stride, float 
     return exp_shifted_f32(NULL, 0, x, stride, n, shift);
 }
 
-/* The largest element, NaNs skipped (a NaN then makes x - max and the sum NaN). Contiguous rows compare in
- * SUM_LANES * 2 running maxima the compiler vectorizes; max is exact, so the order does not matter. */
+/* The largest element, NaNs skipped (a NaN then makes x - max and the sum NaN). Contiguous rows compare in 16
+ * running maxima the compiler vectorizes; max is exact, so the order does not matter. */
 static float row_max_f32(const float *x, int64_t n, int64_t stride)
 {
-    enum { L = 2 * SUM_LANES };
+    enum { L = 16 };
     float m = x[0];
     int64_t k = 1;
     if (stride == 1 && n >= 2 * L) {

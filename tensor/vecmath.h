@@ -16,6 +16,10 @@ typedef struct nbi_vecmath {
     nbi_vec_fn exp, log, tanh, sigmoid, silu, gelu_tanh, erf, gelu;
     /* the sum in double of x[0..n), in NBI_SUM_LANES interleaved partial sums combined pairwise */
     double (*sum)(const float *x, int64_t n);
+    /* out[k] = e^(x[k] - shift) for k < n (out may be x), each also added into part[k mod NBI_SUM_LANES] in
+     * double: softmax in one pass; a caller going through an array in pieces keeps each piece's length a
+     * multiple of NBI_SUM_LANES but the last, so that the order of the additions depends on the index alone */
+    void (*exp_shifted)(float *out, const float *x, int64_t n, float shift, double *part);
 } nbi_vecmath;
 
 extern const nbi_vecmath nbi_vecmath_portable;

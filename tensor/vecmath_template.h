@@ -294,6 +294,42 @@ static double sum_array(const float *x, int64_t n)
     return p[0];
 }
 
+/* out[k] = e^(in[k] - shift) for k < n (out may be in), each added into part[k mod NBI_SUM_LANES] in double:
+ * softmax's exponentials and their sum in one pass. */
+static void exp_shifted_array(float *out, const float *in, int64_t n, float shift, double *part)
+{
+    vhalf_d acc[SUM_ACCS];
+    memcpy(acc, part, sizeof acc);
+    int64_t i = 0;
+    for (; i + NBI_SUM_LANES <= n; i += NBI_SUM_LANES) {
+        for (int b = 0; b < NBI_SUM_LANES / W; b++) {
+            vf v;
+            memcpy(&v, in + i + b * W, sizeof v);
+            v = v_exp(v - shift);
+            memcpy(out + i + b * W, &v, sizeof v);
+        }
+#if defined(__clang__)
+#pragma clang loop unroll(full)
+#else
+#pragma GCC unroll 16
+#endif
+        for (int a = 0; a < SUM_ACCS; a++) {
+            vhalf_f v;
+            memcpy(&v, out + i + a * (W / 2), sizeof v);
+            acc[a] += __builtin_convertvector(v, vhalf_d);
+        }
+    }
+    memcpy(part, acc, sizeof acc);
+    for (; i < n; i += W) {
+        const int64_t len = n - i < W ? n - i : W;
+        vf v = {0};
+        memcpy(&v, in + i, (size_t)len * sizeof(float));
+        v = v_exp(v - shift);
+        memcpy(out + i, &v, (size_t)len * sizeof(float));
+        for (int64_t k = 0; k < len; k++) part[(i + k) % NBI_SUM_LANES] += out[i + k];
+    }
+}
+
 const nbi_vecmath VECMATH_TABLE = {
     .exp = exp_array,
     .log = log_array,
@@ -304,4 +340,5 @@ const nbi_vecmath VECMATH_TABLE = {
     .erf = erf_array,
     .gelu = gelu_array,
     .sum = sum_array,
+    .exp_shifted = exp_shifted_array,
 };
