@@ -14,6 +14,7 @@ static nb_status adagrad_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor
 {
     const nb_adagrad_options *o = &opt->options.adagrad;
     nb_tensor *sum = state[1];
+    if (o->maximize) g = nb_neg(g);
     if (o->weight_decay != 0) g = nb_add(g, nb_mul_scalar(p, o->weight_decay));
     double clr = opt->lr / (1 + (double)(t - 1) * o->lr_decay);
     nb_status st = nb_copy_(sum, nb_add(sum, nb_mul(g, g)));

@@ -14,7 +14,8 @@
 typedef struct adam_args {
     nbi_optim_flat f;
     double b1, c1, b2, c2, wd, decay, eps, step; /* eps and step scaled as in adam_moments */
-    bool l2, adamw, amsgrad;
+    bool l2, adamw, amsgrad, maximize;
+    bool use_gw; /* the moments take gw (built for l2 or maximize), not g */
 } adam_args;
 
 #define ADAM_MOMENTS(G, N)                                                                                            \
@@ -38,8 +39,14 @@ typedef struct adam_args {
         const real step = (real)a->step;                                                                              \
         if (a->adamw)                                                                                                 \
             for (int64_t j = 0; j < n; j++) p[j] = p[j] * decay;                                                      \
-        if (a->l2) {                                                                                                  \
-            for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                                 \
+        if (a->use_gw) {                                                                                              \
+            /* maximize: the op path's -g, then its + p wd */                                                         \
+            if (!a->maximize)                                                                                         \
+                for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                             \
+            else if (!a->l2)                                                                                          \
+                for (int64_t j = 0; j < n; j++) gw[j] = -g[j];                                                        \
+            else                                                                                                      \
+                for (int64_t j = 0; j < n; j++) gw[j] = -g[j] + p[j] * wd;                                            \
             ADAM_MOMENTS(gw, n)                                                                                       \
         } else {                                                                                                      \
             ADAM_MOMENTS(g, n)                                                                                        \
@@ -91,8 +98,9 @@ static bool adam_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_t
     int n_state = o->amsgrad ? 4 : 3;
     adam_args a = {.b1 = o->beta1, .c1 = 1 - o->beta1, .b2 = o->beta2, .c2 = 1 - o->beta2, .eps = o->eps,
                    .amsgrad = o->amsgrad, .adamw = adamw && o->weight_decay != 0,
-                   .l2 = !adamw && o->weight_decay != 0, .wd = o->weight_decay,
+                   .l2 = !adamw && o->weight_decay != 0, .wd = o->weight_decay, .maximize = o->maximize,
                    .decay = 1 - opt->lr * o->weight_decay};
+    a.use_gw = a.l2 || a.maximize;
     if (!nbi_optim_flat_get(p, g, state, n_state, &a.f)) return false;
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
     a.step = opt->lr / bias1 * sqrt(bias2);
@@ -140,6 +148,7 @@ static nb_status adam_moments(const nb_optimizer *opt, nb_tensor *p, nb_tensor *
 static nb_status adam_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
     if (adam_fused(opt, p, g, state, t, false)) return NB_OK;
+    if (opt->options.adam.maximize) g = nb_neg(g);
     double wd = opt->options.adam.weight_decay;
     if (wd != 0) g = nb_add(g, nb_mul_scalar(p, wd));
     return adam_moments(opt, p, g, state, t);
@@ -148,6 +157,7 @@ static nb_status adam_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g
 static nb_status adamw_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
     if (adam_fused(opt, p, g, state, t, true)) return NB_OK;
+    if (opt->options.adam.maximize) g = nb_neg(g);
     nb_status st = nb_copy_(p, nb_mul_scalar(p, 1 - opt->lr * opt->options.adam.weight_decay));
     return st ? st : adam_moments(opt, p, g, state, t);
 }

@@ -18,30 +18,38 @@ extern "C" {
 typedef struct nb_optimizer nb_optimizer;
 
 /* SGD: g = grad + wd p; with momentum: b = mu b + (1 - dampening) g (b = g at the first step),
- * g = nesterov ? g + mu b : b; p -= lr g. */
+ * g = nesterov ? g + mu b : b; p -= lr g.
+ * maximize: grad = -grad before anything else (weight decay, momentum), to ascend the objective. */
 typedef struct nb_sgd_options {
     double lr, momentum, dampening, weight_decay;
     bool nesterov;
+    bool maximize;
 } nb_sgd_options;
 /* Adam / AdamW: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; vmax = max(vmax, v) with amsgrad;
  * p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). Adam adds wd p to g; AdamW first does
- * p *= 1 - lr wd (decoupled). */
+ * p *= 1 - lr wd (decoupled).
+ * maximize: grad = -grad before anything else (weight decay, moments), to ascend the objective. */
 typedef struct nb_adam_options {
     double lr, beta1, beta2, eps, weight_decay;
     bool amsgrad;
+    bool maximize;
 } nb_adam_options;
 /* RMSprop: v = alpha v + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g, v~ = v - ga^2;
- * with momentum: b = mu b + g / (sqrt(v~) + eps), p -= lr b; else p -= lr g / (sqrt(v~) + eps). */
+ * with momentum: b = mu b + g / (sqrt(v~) + eps), p -= lr b; else p -= lr g / (sqrt(v~) + eps).
+ * maximize: grad = -grad before anything else (weight decay, averages), to ascend the objective. */
 typedef struct nb_rmsprop_options {
     double lr, alpha, eps, weight_decay, momentum;
     bool centered;
+    bool maximize;
 } nb_rmsprop_options;
-/* Adagrad: clr = lr / (1 + (t - 1) lr_decay); s += g^2; p -= clr g / (sqrt(s) + eps). */
+/* Adagrad: clr = lr / (1 + (t - 1) lr_decay); s += g^2; p -= clr g / (sqrt(s) + eps).
+ * maximize: grad = -grad before anything else (weight decay, sum), to ascend the objective. */
 typedef struct nb_adagrad_options {
     double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+    bool maximize;
 } nb_adagrad_options;
 
-/* PyTorch's defaults (SGD's lr has none in PyTorch; 0.01 here). */
+/* PyTorch's defaults (SGD's lr has none in PyTorch; 0.01 here); maximize false for all. */
 NB_API nb_sgd_options nb_sgd_defaults(void);         /* lr 0.01, no momentum, no decay */
 NB_API nb_adam_options nb_adam_defaults(void);       /* lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0 */
 NB_API nb_adam_options nb_adamw_defaults(void);      /* same with wd 0.01 */

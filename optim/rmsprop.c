@@ -7,7 +7,8 @@
 typedef struct rms_args {
     nbi_optim_flat f;
     double alpha, c, wd, eps, lr, momentum;
-    bool l2, centered, has_momentum;
+    bool l2, centered, has_momentum, maximize;
+    bool use_gw; /* the update takes gw (built for l2 or maximize), not g */
     int buf_k, avg_k; /* state indices of momentum_buffer and grad_avg */
 } rms_args;
 
@@ -43,8 +44,14 @@ typedef struct rms_args {
         typedef T real;                                                                                               \
         const real alpha = (real)a->alpha, c = (real)a->c, wd = (real)a->wd, eps = (real)a->eps;                      \
         const real lr = (real)a->lr, momentum = (real)a->momentum;                                                    \
-        if (a->l2) {                                                                                                  \
-            for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                                 \
+        if (a->use_gw) {                                                                                              \
+            /* maximize: the op path's -g, then its + p wd */                                                         \
+            if (!a->maximize)                                                                                         \
+                for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                             \
+            else if (!a->l2)                                                                                          \
+                for (int64_t j = 0; j < n; j++) gw[j] = -g[j];                                                        \
+            else                                                                                                      \
+                for (int64_t j = 0; j < n; j++) gw[j] = -g[j] + p[j] * wd;                                            \
             RMS_BODY(gw, SQRT_INPLACE)                                                                                \
         } else {                                                                                                      \
             RMS_BODY(g, SQRT_INPLACE)                                                                                 \
@@ -72,7 +79,8 @@ static bool rmsprop_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, n
     const nb_rmsprop_options *o = &opt->options.rmsprop;
     rms_args a = {.alpha = o->alpha, .c = 1 - o->alpha, .wd = o->weight_decay, .eps = o->eps, .lr = opt->lr,
                   .momentum = o->momentum, .l2 = o->weight_decay != 0, .centered = o->centered,
-                  .has_momentum = o->momentum > 0};
+                  .has_momentum = o->momentum > 0, .maximize = o->maximize};
+    a.use_gw = a.l2 || a.maximize;
     int k = 2;
     a.buf_k = a.has_momentum ? k++ : 1;
     a.avg_k = a.centered ? k++ : 1;
@@ -96,6 +104,7 @@ static nb_status rmsprop_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor
     const nb_rmsprop_options *o = &opt->options.rmsprop;
     int k = 2;
     nb_tensor *v = state[1], *buf = o->momentum > 0 ? state[k++] : NULL, *grad_avg = o->centered ? state[k++] : NULL;
+    if (o->maximize) g = nb_neg(g);
     if (o->weight_decay != 0) g = nb_add(g, nb_mul_scalar(p, o->weight_decay));
     nb_status st = nb_copy_(v, nb_add(nb_mul_scalar(v, o->alpha), nb_mul(nb_mul_scalar(g, 1 - o->alpha), g)));
     if (st) return st;

@@ -6,7 +6,8 @@
 typedef struct sgd_args {
     nbi_optim_flat f;
     double wd, momentum, damp, lr;
-    bool l2, has_momentum, first, nesterov;
+    bool l2, has_momentum, first, nesterov, maximize;
+    bool use_dw; /* the update takes dw (built for l2 or maximize), not g */
 } sgd_args;
 
 #define SGD_BODY(D)                                                                                                   \
@@ -43,8 +44,14 @@ typedef struct sgd_args {
     {                                                                                                                 \
         typedef T real;                                                                                               \
         const real wd = (real)a->wd, momentum = (real)a->momentum, damp = (real)a->damp, lr = (real)a->lr;            \
-        if (a->l2) {                                                                                                  \
-            for (int64_t j = 0; j < n; j++) dw[j] = g[j] + p[j] * wd;                                                 \
+        if (a->use_dw) {                                                                                              \
+            /* maximize: the op path's -g, then its + p wd */                                                         \
+            if (!a->maximize)                                                                                         \
+                for (int64_t j = 0; j < n; j++) dw[j] = g[j] + p[j] * wd;                                             \
+            else if (!a->l2)                                                                                          \
+                for (int64_t j = 0; j < n; j++) dw[j] = -g[j];                                                        \
+            else                                                                                                      \
+                for (int64_t j = 0; j < n; j++) dw[j] = -g[j] + p[j] * wd;                                            \
             SGD_BODY(dw)                                                                                              \
         } else {                                                                                                      \
             SGD_BODY(g)                                                                                               \
@@ -71,7 +78,8 @@ static bool sgd_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_te
     const nb_sgd_options *o = &opt->options.sgd;
     sgd_args a = {.wd = o->weight_decay, .momentum = o->momentum, .damp = 1 - o->dampening, .lr = opt->lr,
                   .l2 = o->weight_decay != 0, .has_momentum = o->momentum != 0, .first = t == 1,
-                  .nesterov = o->nesterov};
+                  .nesterov = o->nesterov, .maximize = o->maximize};
+    a.use_dw = a.l2 || a.maximize;
     int n_state = a.has_momentum ? 2 : 1;
     if (!nbi_optim_flat_get(p, g, state, n_state, &a.f)) return false;
     nbi_optim_parallel(a.f.n, a.f.dtype == NB_F64 ? sgd_range_f64 : sgd_range_f32, &a);
@@ -88,7 +96,7 @@ static nb_status sgd_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g,
 {
     if (sgd_fused(opt, p, g, state, t)) return NB_OK;
     const nb_sgd_options *o = &opt->options.sgd;
-    nb_tensor *d = g;
+    nb_tensor *d = o->maximize ? nb_neg(g) : g;
     if (o->weight_decay != 0) d = nb_add(d, nb_mul_scalar(p, o->weight_decay));
     if (o->momentum != 0) {
         nb_tensor *buf = state[1];

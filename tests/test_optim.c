@@ -1,6 +1,7 @@
 /* Optimizers and gradient clipping: parameters after 5 steps against PyTorch 1.13 for every optimizer and option,
  * frozen / gradient-less / buffer entries, checkpoint state and bit-exact resume, flat memory over 1000 steps,
- * lr and step count, defaults, and every error path. Reference numbers: tests/reference/optim_reference.py. */
+ * lr and step count, defaults, every error path, and maximize. Reference numbers: tests/reference/optim_reference.py
+ * (the maximize cases: see their table). */
 #include "helpers.h"
 
 #include <unistd.h>
@@ -580,19 +581,20 @@ END_TEST
 START_TEST(defaults_match_pytorch)
 {
     nb_sgd_options s = nb_sgd_defaults();
-    ck_assert(s.lr == 0.01 && s.momentum == 0 && s.dampening == 0 && s.weight_decay == 0 && !s.nesterov);
+    ck_assert(s.lr == 0.01 && s.momentum == 0 && s.dampening == 0 && s.weight_decay == 0 && !s.nesterov &&
+              !s.maximize);
     nb_adam_options a = nb_adam_defaults();
     ck_assert(a.lr == 1e-3 && a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8 && a.weight_decay == 0 &&
-              !a.amsgrad);
+              !a.amsgrad && !a.maximize);
     nb_adam_options w = nb_adamw_defaults();
     ck_assert(w.lr == 1e-3 && w.beta1 == 0.9 && w.beta2 == 0.999 && w.eps == 1e-8 && w.weight_decay == 0.01 &&
-              !w.amsgrad);
+              !w.amsgrad && !w.maximize);
     nb_rmsprop_options r = nb_rmsprop_defaults();
     ck_assert(r.lr == 0.01 && r.alpha == 0.99 && r.eps == 1e-8 && r.weight_decay == 0 && r.momentum == 0 &&
-              !r.centered);
+              !r.centered && !r.maximize);
     nb_adagrad_options g = nb_adagrad_defaults();
     ck_assert(g.lr == 0.01 && g.lr_decay == 0 && g.weight_decay == 0 && g.initial_accumulator_value == 0 &&
-              g.eps == 1e-10);
+              g.eps == 1e-10 && !g.maximize);
 }
 END_TEST
 
@@ -783,6 +785,207 @@ START_TEST(state_and_restore_errors)
     nb_optimizer_free(adam);
     nb_optimizer_free(sgd);
     problem_free(&p);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------------
+ * maximize (gradient ascent): the gradient is negated before anything else, as in PyTorch 1.13
+ * ---------------------------------------------------------------------------------------------- */
+/* Parameters after 5 steps of maximizing the fixed problem's loss, from PyTorch 1.13 (Debian's /usr/bin/python3,
+ * float64): the problem and run() of tests/reference/optim_reference.py with maximize=True given to the torch
+ * optimizer, e.g. run(lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1,
+ * maximize=True)); Adam / AdamW take betas=(beta1, beta2). Each also differs from the same run with
+ * maximize=False. */
+static const ref_case maximize_cases[] = {
+    {"sgd_maximize_decay", K_SGD,
+     .sgd = {.lr = 0.05, .momentum = 0.0, .dampening = 0.0, .weight_decay = 0.1, .nesterov = false, .maximize = true},
+     .w = {0.1940785860196394, -0.9856361070782118, 1.2017628315608233,
+           -0.32608073453613, 0.8463824865941576, -0.509374348689447},
+     .b = {0.027869944417022948, -0.2788965947844222}},
+    {"sgd_maximize_dampening_decay", K_SGD,
+     .sgd = {.lr = 0.05, .momentum = 0.9, .dampening = 0.3, .weight_decay = 0.1, .nesterov = false, .maximize = true},
+     .w = {-0.1170832486495443, -1.6812777812391662, 1.6102912441974084,
+           -0.45694983157180935, 1.299495149403817, -1.1334394396976093},
+     .b = {-0.04046920775412452, -0.46396590528905063}},
+    {"sgd_maximize_nesterov_decay", K_SGD,
+     .sgd = {.lr = 0.05, .momentum = 0.8, .dampening = 0.0, .weight_decay = 0.05, .nesterov = true, .maximize = true},
+     .w = {-0.573779203074988, -2.802310677374539, 2.2915026119646384,
+           -0.6380548701131903, 2.034418262879916, -2.0533377264219754},
+     .b = {-0.19996246273520293, -0.7187216759550262}},
+    {"adam_maximize", K_ADAM,
+     .adam = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-08, .weight_decay = 0.0, .amsgrad = false,
+              .maximize = true},
+     .w = {-0.0006839078505688212, -0.8018701950659016, 1.3022315128312663,
+           -0.6970918117098133, 0.902236485279372, -0.4019366949493042},
+     .b = {-0.3850894430994981, -0.60041286736434}},
+    {"adam_maximize_amsgrad_decay", K_ADAM,
+     .adam = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.9, .eps = 1e-08, .weight_decay = 0.2, .amsgrad = true,
+              .maximize = true},
+     .w = {0.005278417265866378, -0.7960239946871432, 1.2981790820101435,
+           -0.687448070559399, 0.898244435243175, -0.3964986546939096},
+     .b = {-0.3774880871857336, -0.5934598129219867}},
+    {"adamw_maximize_amsgrad", K_ADAMW,
+     .adam = {.lr = 0.1, .beta1 = 0.9, .beta2 = 0.9, .eps = 1e-08, .weight_decay = 0.3, .amsgrad = true,
+              .maximize = true},
+     .w = {-0.03411956371883701, -0.7251266542902657, 1.157055079555162,
+           -0.630928212238995, 0.8128166470609915, -0.38160135626340275},
+     .b = {-0.35626745854297026, -0.5498584424315324}},
+    {"rmsprop_maximize_momentum_decay", K_RMSPROP,
+     .rmsprop = {.lr = 0.01, .alpha = 0.99, .eps = 1e-08, .weight_decay = 0.1, .momentum = 0.9, .centered = false,
+                 .maximize = true},
+     .w = {-0.575500585649149, -1.353556080188404, 1.8185553163136106,
+           -1.3218684112253984, 1.419746881041854, -0.9489876865030271},
+     .b = {-1.0756123564965197, -1.1831672332548275}},
+    {"rmsprop_maximize_all", K_RMSPROP,
+     .rmsprop = {.lr = 0.02, .alpha = 0.9, .eps = 0.0001, .weight_decay = 0.1, .momentum = 0.5, .centered = true,
+                 .maximize = true},
+     .w = {0.05229105453099333, -0.7399007596911966, 1.227925013429703,
+           -0.6650162334280094, 0.828352134606146, -0.338288512739561},
+     .b = {-0.38618638389058135, -0.5504222051087548}},
+    {"adagrad_maximize_all", K_ADAGRAD,
+     .adagrad = {.lr = 0.2, .lr_decay = 0.1, .weight_decay = 0.05, .initial_accumulator_value = 0.5, .eps = 1e-06,
+                 .maximize = true},
+     .w = {-0.07855645438638682, -0.9171166651187648, 1.3824182113313714,
+           -0.6926647123380534, 0.9864023318591446, -0.5123833267799149},
+     .b = {-0.2546447897806351, -0.6232233857449038}},
+};
+#define N_MAXIMIZE ((int)(sizeof maximize_cases / sizeof *maximize_cases))
+
+/* Every maximize case of the given kinds (the contiguous parameters take the fused kernels where there are
+ * some). */
+static void maximize_matches_pytorch(int kind, int other_kind)
+{
+    int n = 0;
+    for (int i = 0; i < N_MAXIMIZE; i++) {
+        const ref_case *c = &maximize_cases[i];
+        if (c->kind != kind && c->kind != other_kind) continue;
+        problem p = problem_new(NB_F64);
+        nb_optimizer *opt = make_optimizer(c, p.list);
+        train(opt, &p, 5);
+        char what[64];
+        snprintf(what, sizeof what, "%s W", c->name);
+        assert_near(p.w, c->w, 6, 1e-10, what);
+        snprintf(what, sizeof what, "%s b", c->name);
+        assert_near(p.b, c->b, 2, 1e-10, what);
+        nb_optimizer_free(opt);
+        problem_free(&p);
+        n++;
+    }
+    ck_assert_int_gt(n, 0);
+}
+
+START_TEST(sgd_maximize_matches_pytorch) { maximize_matches_pytorch(K_SGD, K_SGD); }
+END_TEST
+START_TEST(adam_maximize_matches_pytorch) { maximize_matches_pytorch(K_ADAM, K_ADAMW); }
+END_TEST
+START_TEST(rmsprop_maximize_matches_pytorch) { maximize_matches_pytorch(K_RMSPROP, K_RMSPROP); }
+END_TEST
+START_TEST(adagrad_maximize_matches_pytorch) { maximize_matches_pytorch(K_ADAGRAD, K_ADAGRAD); }
+END_TEST
+
+/* The same case without maximize. */
+static ref_case minimizing(const ref_case *c)
+{
+    ref_case m = *c;
+    m.sgd.maximize = m.adam.maximize = m.rmsprop.maximize = m.adagrad.maximize = false;
+    return m;
+}
+
+/* Maximizing L is minimizing -L to the bit: the gradient of -L is exactly -grad L, and the optimizer negates
+ * the gradient before anything else (weight decay included). Every case, SGD and Adam among them, in f64. */
+START_TEST(maximize_equals_minimizing_negated_loss)
+{
+    for (int i = 0; i < N_MAXIMIZE; i++) {
+        const ref_case *c = &maximize_cases[i];
+        problem a = problem_new(NB_F64);
+        nb_optimizer *oa = make_optimizer(c, a.list);
+        train(oa, &a, 5);
+
+        ref_case m = minimizing(c);
+        problem b = problem_new(NB_F64);
+        nb_optimizer *ob = make_optimizer(&m, b.list);
+        for (int s = 0; s < 5; s++) {
+            nb_optimizer_zero_grad(ob);
+            nb_scope_begin();
+            nb_tensor *pred = nb_add(nb_matmul(b.x, nb_transpose(b.w, 0, 1)), b.b);
+            nb_tensor *loss = nb_mean(nb_square(nb_sub(pred, b.y)), 0, NULL, false);
+            ck_assert_ok(nb_backward(nb_neg(loss)));
+            nb_scope_end();
+            ck_assert_ok(nb_optimizer_step(ob));
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s W", c->name);
+        assert_same_bits(a.w, b.w, what);
+        snprintf(what, sizeof what, "%s b", c->name);
+        assert_same_bits(a.b, b.b, what);
+
+        /* and maximizing is not minimizing */
+        problem d = problem_new(NB_F64);
+        nb_optimizer *od = make_optimizer(&m, d.list);
+        train(od, &d, 5);
+        ck_assert_msg(nb_get_flat(d.w, 0) != nb_get_flat(a.w, 0), "%s: maximize changed nothing", c->name);
+
+        nb_optimizer_free(oa);
+        nb_optimizer_free(ob);
+        nb_optimizer_free(od);
+        problem_free(&a);
+        problem_free(&b);
+        problem_free(&d);
+    }
+}
+END_TEST
+
+/* The fused kernels against the op path with maximize, as tests/test_fused.c checks the other options: a
+ * parameter of stride 2 (a view of a wider buffer) takes the op path, a contiguous copy the fused kernel; with a
+ * loss whose gradient changes with w, 5 steps give the same bits. 200 elements: whole kernel blocks and a partial
+ * one; f32 and f64. (Adagrad has no fused kernel: both runs take the op path.) */
+START_TEST(maximize_fused_matches_op_path)
+{
+    enum { N = 200 };
+    for (int dt = 0; dt < 2; dt++)
+        for (int i = 0; i < N_MAXIMIZE; i++) {
+            const ref_case *c = &maximize_cases[i];
+            nb_dtype dtype = dt ? NB_F64 : NB_F32;
+            nb_generator gen;
+            nb_generator_seed(&gen, 20 + (uint64_t)i);
+            nb_tensor *wide = nb_randn(NB_SHAPE(2 * N), 0, 1, dtype, &gen);
+            nb_tensor *every_other = nb_slice(wide, 0, 0, 2 * N, 2);
+            nb_tensor *strided = nb_detach(every_other); /* a leaf of stride 2 */
+            nb_free(every_other);
+            nb_tensor *fused = nb_clone(strided);
+            nb_tensor *target = nb_randn(NB_SHAPE(N), 0, 1, dtype, &gen);
+            ck_assert_ptr_null(nb_data(strided)); /* really not contiguous */
+            nb_clear_error();
+            ck_assert_ptr_nonnull(nb_data(fused));
+            nb_tensor *w[2] = {fused, strided};
+            nb_param_list *list[2];
+            nb_optimizer *opt[2];
+            for (int k = 0; k < 2; k++) {
+                ck_assert_ok(nb_set_requires_grad(w[k], true));
+                list[k] = nb_param_list_new();
+                ck_assert_ok(nb_param_list_add(list[k], "w", w[k], false));
+                opt[k] = make_optimizer(c, list[k]);
+            }
+            for (int s = 0; s < 5; s++)
+                for (int k = 0; k < 2; k++) { /* loss sum((w - target)^2 w) */
+                    nb_scope_begin();
+                    nb_optimizer_zero_grad(opt[k]);
+                    ck_assert_ok(nb_backward(nb_sum(nb_mul(nb_square(nb_sub(w[k], target)), w[k]), 0, NULL, false)));
+                    ck_assert_ok(nb_optimizer_step(opt[k]));
+                    nb_scope_end();
+                }
+            char what[64];
+            snprintf(what, sizeof what, "%s %s", c->name, dt ? "f64" : "f32");
+            assert_same_bits(fused, strided, what);
+            for (int k = 0; k < 2; k++) {
+                nb_optimizer_free(opt[k]);
+                nb_param_list_free(list[k]);
+            }
+            nb_free(fused);
+            nb_free(strided);
+            nb_free(wide);
+            nb_free(target);
+        }
 }
 END_TEST
 
@@ -992,6 +1195,12 @@ Suite *make_suite(void)
     tcase_add_test(tc, step_with_freed_parameter_changes_nothing);
     tcase_add_test(tc, step_with_bad_state_changes_nothing);
     tcase_add_test(tc, state_and_restore_errors);
+    tcase_add_test(tc, sgd_maximize_matches_pytorch);
+    tcase_add_test(tc, adam_maximize_matches_pytorch);
+    tcase_add_test(tc, rmsprop_maximize_matches_pytorch);
+    tcase_add_test(tc, adagrad_maximize_matches_pytorch);
+    tcase_add_test(tc, maximize_equals_minimizing_negated_loss);
+    tcase_add_test(tc, maximize_fused_matches_op_path);
     tcase_add_loop_test(tc, clip_grad_norm_matches_pytorch, 0, (int)(sizeof clip_cases / sizeof *clip_cases));
     tcase_add_test(tc, clip_grad_norm_f32);
     tcase_add_test(tc, clip_grad_norm_below_max_changes_nothing);
