@@ -166,7 +166,7 @@ NB_API nb_tensor *nb_eq_scalar(nb_tensor *t, double s);
  * explicitly with nb_to_dtype. Derivatives at kinks follow PyTorch (relu'(0) = abs'(0) = 0, leaky_relu'(0) = slope,
  * elu'(0) = alpha). A NaN scalar parameter is NB_ERR_VALUE.
  * Accuracy: f64 uses the C library. f32 exp, log, tanh, sigmoid, silu and gelu (both forms), and softmax and
- * cross-entropy, use nabla's vectorized functions: within a few ulp of the correctly rounded result (exp and log
+ * cross-entropy over rows of more than 16 classes, use nabla's vectorized functions: within a few ulp of the correctly rounded result (exp and log
  * 1 ulp, tanh 1.5, sigmoid 2.5; test_vecmath measures them), the same bits on AVX2 and AVX-512 and for any
  * layout, position or thread count; the portable build (no FMA) may differ in the last bit. The tanh form of
  * gelu is evaluated as t sigmoid(2u), which avoids the cancellation of 1 + tanh(u) for negative t.

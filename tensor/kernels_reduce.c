@@ -403,15 +403,27 @@ typedef struct softmax_params {
     }
 SOFTMAX_LOOP(softmax_f64, double, exp)
 
-/* f32 rows: exp(x - max) through the vector code (vecmath.h), with the sum accumulating in double in
- * NBI_SUM_LANES interleaved partial sums, element k into sum k mod NBI_SUM_LANES, combined pairwise at the end: a
- * fixed order whatever the stride (a strided row is gathered in chunks that are multiples of NBI_SUM_LANES), so
- * the fused cross-entropy, which sums the same way, agrees with log_softmax to the bit. */
+/* f32 rows: exp(x - max) with the sum accumulating in double. Rows of at most SHORT_ROW elements (a handful of
+ * classes) take the C library's expf and sum in index order: one vector exp's chain of dependent steps takes
+ * longer than that many scalar calls, which overlap. Longer rows take the vector code (vecmath.h) and sum in
+ * NBI_SUM_LANES interleaved partial sums, element k into sum k mod NBI_SUM_LANES, combined pairwise at the end.
+ * Either is a fixed order whatever the stride (a strided row is gathered in chunks that are multiples of
+ * NBI_SUM_LANES), so the fused cross-entropy, which sums the same way, agrees with log_softmax to the bit. */
 #define SOFTMAX_CHUNK 256
+#define SHORT_ROW 16
 static double exp_shifted_f32(float *out, int64_t out_stride, const float *x, int64_t stride, int64_t n, float shift)
 {
     const nbi_vecmath *vm = nbi_vecmath_get();
     float buf[SOFTMAX_CHUNK];
+    if (n <= SHORT_ROW) {
+        double sum = 0;
+        for (int64_t k = 0; k < n; k++) {
+            float e = expf(x[k * stride] - shift);
+            sum += e;
+            if (out) out[k * out_stride] = e;
+        }
+        return sum;
+    }
     double part[NBI_SUM_LANES] = {0};
     for (int64_t k0 = 0; k0 < n; k0 += SOFTMAX_CHUNK) {
         const int64_t len = n - k0 < SOFTMAX_CHUNK ? n - k0 : SOFTMAX_CHUNK;

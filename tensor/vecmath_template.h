@@ -1,6 +1,9 @@
 /* Vectorized f32 transcendental functions, written once with the compiler's generic vector types and
  * instantiated per instruction set (vecmath_portable.c, vecmath_avx2.c, vecmath_avx512.c), as the GEMM is.
- * Before including, define W (lanes per vector), VFMA(a, b, c) (a * b + c, fused where the target has it) and
+ * Before including, define W (lanes per vector), VFMA(a, b, c) (a * b + c, fused where the target has it),
+ * LOAD_PARTIAL(p, len) and STORE_PARTIAL(p, v, len) (the first len < W lanes from / to memory, the other lanes
+ * of a load zero; masked where the target has masks: a partial copy through the stack would stall the vector
+ * load that follows it, which costs short rows such as a softmax over 10 classes more than the arithmetic) and
  * VECMATH_TABLE (the name of the nbi_vecmath table to define).
  *
  * Every element goes through the same vector code, the last partial vector included (it is padded), so an
@@ -29,6 +32,20 @@ static inline vf K(float c)
     vf v = {0};
     return v + c;
 }
+#ifdef VECMATH_PARTIAL_BY_LANES
+/* LOAD_PARTIAL and STORE_PARTIAL for targets without masked moves: lane by lane. */
+static inline vf load_partial(const float *p, int64_t len)
+{
+    vf v = {0};
+    for (int64_t k = 0; k < len; k++) v[k] = p[k];
+    return v;
+}
+static inline void store_partial(float *p, vf v, int64_t len)
+{
+    for (int64_t k = 0; k < len; k++) p[k] = v[k];
+}
+#endif
+
 /* Lane-wise choice by a comparison mask (all ones where true). */
 static inline vf sel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
 static inline vf fma_v(vf a, vf b, vf c) { return VFMA(a, b, c); }
@@ -242,12 +259,7 @@ static inline vf v_gelu(vf x)
             v = F(v);                                                                                     \
             memcpy(out + i, &v, sizeof v);                                                                \
         }                                                                                                 \
-        if (i < n) {                                                                                      \
-            vf v = {0};                                                                                   \
-            memcpy(&v, in + i, (size_t)(n - i) * sizeof(float));                                          \
-            v = F(v);                                                                                     \
-            memcpy(out + i, &v, (size_t)(n - i) * sizeof(float));                                         \
-        }                                                                                                 \
+        if (i < n) STORE_PARTIAL(out + i, F(LOAD_PARTIAL(in + i, n - i)), n - i);                         \
     }
 VECMATH_ARRAY(exp_array, v_exp)
 VECMATH_ARRAY(log_array, v_log)
@@ -295,39 +307,60 @@ static double sum_array(const float *x, int64_t n)
 }
 
 /* out[k] = e^(in[k] - shift) for k < n (out may be in), each added into part[k mod NBI_SUM_LANES] in double:
- * softmax's exponentials and their sum in one pass. */
-static void exp_shifted_array(float *out, const float *in, int64_t n, float shift, double *part)
+ * softmax's exponentials and their sum in one pass. A last block shorter than NBI_SUM_LANES is computed as a
+ * whole one with its missing lanes zeroed before the sum, so the sums stay in registers (reading back what a
+ * masked store wrote would stall). */
+static inline void add_block(vhalf_d *acc, const vf *e)
 {
-    vhalf_d acc[SUM_ACCS];
-    memcpy(acc, part, sizeof acc);
-    int64_t i = 0;
-    for (; i + NBI_SUM_LANES <= n; i += NBI_SUM_LANES) {
-        for (int b = 0; b < NBI_SUM_LANES / W; b++) {
-            vf v;
-            memcpy(&v, in + i + b * W, sizeof v);
-            v = v_exp(v - shift);
-            memcpy(out + i + b * W, &v, sizeof v);
-        }
 #if defined(__clang__)
 #pragma clang loop unroll(full)
 #else
 #pragma GCC unroll 16
 #endif
-        for (int a = 0; a < SUM_ACCS; a++) {
-            vhalf_f v;
-            memcpy(&v, out + i + a * (W / 2), sizeof v);
-            acc[a] += __builtin_convertvector(v, vhalf_d);
+    for (int a = 0; a < SUM_ACCS; a++) {
+        vhalf_f h;
+        memcpy(&h, (const float *)e + a * (W / 2), sizeof h);
+        acc[a] += __builtin_convertvector(h, vhalf_d);
+    }
+}
+
+static void exp_shifted_array(float *out, const float *in, int64_t n, float shift, double *part)
+{
+    enum { BLOCK_VECTORS = NBI_SUM_LANES / W };
+    vhalf_d acc[SUM_ACCS];
+    memcpy(acc, part, sizeof acc);
+    vf e[BLOCK_VECTORS];
+    int64_t i = 0;
+    for (; i + NBI_SUM_LANES <= n; i += NBI_SUM_LANES) {
+        for (int b = 0; b < BLOCK_VECTORS; b++) {
+            vf v;
+            memcpy(&v, in + i + b * W, sizeof v);
+            e[b] = v_exp(v - shift);
+            memcpy(out + i + b * W, &e[b], sizeof e[b]);
         }
+        add_block(acc, e);
+    }
+    if (i < n) {
+        vi lane;
+        for (int k = 0; k < W; k++) lane[k] = k;
+        for (int b = 0; b < BLOCK_VECTORS; b++) {
+            const int64_t len = n - i - b * W;
+            if (len <= 0) {
+                e[b] = K(0.0f);
+            } else if (len >= W) {
+                vf v;
+                memcpy(&v, in + i + b * W, sizeof v);
+                e[b] = v_exp(v - shift);
+                memcpy(out + i + b * W, &e[b], sizeof e[b]);
+            } else {
+                vf v = v_exp(LOAD_PARTIAL(in + i + b * W, len) - shift);
+                STORE_PARTIAL(out + i + b * W, v, len);
+                e[b] = sel(lane < (int32_t)len, v, K(0.0f));
+            }
+        }
+        add_block(acc, e);
     }
     memcpy(part, acc, sizeof acc);
-    for (; i < n; i += W) {
-        const int64_t len = n - i < W ? n - i : W;
-        vf v = {0};
-        memcpy(&v, in + i, (size_t)len * sizeof(float));
-        v = v_exp(v - shift);
-        memcpy(out + i, &v, (size_t)len * sizeof(float));
-        for (int64_t k = 0; k < len; k++) part[(i + k) % NBI_SUM_LANES] += out[i + k];
-    }
 }
 
 const nbi_vecmath VECMATH_TABLE = {
