@@ -46,9 +46,26 @@ static inline void store_partial(float *p, vf v, int64_t len)
 }
 #endif
 
+/* c0 x^(n-1) + c1 x^(n-2) + ... + c(n-1) by Horner's rule, one fused multiply-add per coefficient after the
+ * first: HORNER(x, c0, c1, ...), the coefficients as float literals. */
+#define HORNER(x, ...) \
+    horner_v((x), (const float[]){__VA_ARGS__}, (int)(sizeof((const float[]){__VA_ARGS__}) / sizeof(float)))
+/* loops over a few fixed elements that must stay unrolled (their vectors in registers) */
+#if defined(__clang__)
+#define UNROLL_FULL _Pragma("clang loop unroll(full)")
+#else
+#define UNROLL_FULL _Pragma("GCC unroll 16")
+#endif
+
 /* Lane-wise choice by a comparison mask (all ones where true). */
 static inline vf sel(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
 static inline vf fma_v(vf a, vf b, vf c) { return VFMA(a, b, c); }
+static inline vf horner_v(vf x, const float *c, int n)
+{
+    vf p = K(c[0]);
+    for (int i = 1; i < n; i++) p = fma_v(p, x, K(c[i]));
+    return p;
+}
 static inline vf abs_v(vf x) { return (vf)((vi)x & 0x7fffffff); }
 /* |magnitude| with the sign of sign_of */
 static inline vf with_sign(vf magnitude, vf sign_of) { return (vf)((vi)magnitude | ((vi)sign_of & (int32_t)0x80000000)); }
@@ -57,12 +74,8 @@ static inline vf with_sign(vf magnitude, vf sign_of) { return (vf)((vi)magnitude
  * The callers add the 1 and the r themselves: gelu needs e^r - 1 with r in two parts. */
 static inline vf exp_poly(vf r)
 {
-    vf p = K(1.9875691500e-4f);
-    p = fma_v(p, r, K(1.3981999507e-3f));
-    p = fma_v(p, r, K(8.3334519073e-3f));
-    p = fma_v(p, r, K(4.1665795894e-2f));
-    p = fma_v(p, r, K(1.6666665459e-1f));
-    return fma_v(p, r, K(5.0000001201e-1f));
+    return HORNER(r, 1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                  5.0000001201e-1f);
 }
 
 /* y 2^k for an integral k from -152 to 128, as two factors so that neither is outside the normal range: a
@@ -102,15 +115,8 @@ static inline vf v_log(vf x)
     e = e + low; /* a mask is -1 where true */
     vf f = sel(low, m + m, m) - 1.0f;
     vf z = f * f;
-    vf p = K(7.0376836292e-2f);
-    p = fma_v(p, f, K(-1.1514610310e-1f));
-    p = fma_v(p, f, K(1.1676998740e-1f));
-    p = fma_v(p, f, K(-1.2420140846e-1f));
-    p = fma_v(p, f, K(1.4249322787e-1f));
-    p = fma_v(p, f, K(-1.6668057665e-1f));
-    p = fma_v(p, f, K(2.0000714765e-1f));
-    p = fma_v(p, f, K(-2.4999993993e-1f));
-    p = fma_v(p, f, K(3.3333331174e-1f));
+    vf p = HORNER(f, 7.0376836292e-2f, -1.1514610310e-1f, 1.1676998740e-1f, -1.2420140846e-1f, 1.4249322787e-1f,
+                  -1.6668057665e-1f, 2.0000714765e-1f, -2.4999993993e-1f, 3.3333331174e-1f);
     vf ef = __builtin_convertvector(e, vf);
     vf y = p * f * z;
     y = fma_v(ef, K(-2.12194440e-4f), y);
@@ -126,11 +132,8 @@ static inline vf v_log(vf x)
 static inline vf v_tanh(vf x)
 {
     vf a = abs_v(x), z = x * x;
-    vf p = K(-5.70498872745e-3f);
-    p = fma_v(p, z, K(2.06390887954e-2f));
-    p = fma_v(p, z, K(-5.37397155531e-2f));
-    p = fma_v(p, z, K(1.33314422036e-1f));
-    p = fma_v(p, z, K(-3.33332819422e-1f));
+    vf p = HORNER(z, -5.70498872745e-3f, 2.06390887954e-2f, -5.37397155531e-2f, 1.33314422036e-1f,
+                  -3.33332819422e-1f);
     vf small = fma_v(p * z, a, a);
     vf big = 1.0f - 2.0f / (v_exp(a + a) + 1.0f);
     return with_sign(sel(a < 0.625f, small, big), x);
@@ -165,15 +168,8 @@ static inline vf v_gelu_tanh(vf x)
  * rounding error of the last sum comes out exactly. */
 static inline vf v_tail(vf y, vf *q_out, vf *lo)
 {
-    vf p = K(3.93759869e-2f);
-    p = fma_v(p, y, K(3.06613177e-1f));
-    p = fma_v(p, y, K(1.11028242f));
-    p = fma_v(p, y, K(1.99989259f));
-    vf q = K(1.57127455e-2f);
-    q = fma_v(q, y, K(1.22148819e-1f));
-    q = fma_v(q, y, K(4.77487296e-1f));
-    q = fma_v(q, y, K(1.01027942f));
-    q = fma_v(q, y, K(1.0f));
+    vf p = HORNER(y, 3.93759869e-2f, 3.06613177e-1f, 1.11028242f, 1.99989259f);
+    vf q = HORNER(y, 1.57127455e-2f, 1.22148819e-1f, 4.77487296e-1f, 1.01027942f, 1.0f);
     vf t = y * q, th = (vf)((vi)t & (int32_t)0xfffff000);
     vf big = th * 2.5068359375f; /* sqrt(2 pi) = 2.5068359375 - 2.07662869e-4 */
     vf rest = fma_v(t - th, K(2.5068359375f), fma_v(t, K(-2.07662869e-4f), p));
@@ -191,13 +187,9 @@ static inline vf v_tail(vf y, vf *q_out, vf *lo)
 static inline vf v_erf(vf x)
 {
     vf a = abs_v(x), s = a * a;
-    vf p = K(7.80690316e-5f);
-    p = fma_v(p, s, K(-7.9978531e-4f));
-    p = fma_v(p, s, K(5.1871622e-3f));
-    p = fma_v(p, s, K(-2.68533472e-2f));
-    p = fma_v(p, s, K(1.12835787e-1f));
-    p = fma_v(p, s, K(-3.7612626e-1f));
-    p = fma_v(p, s, K(1.28379166e-1f)); /* 2/sqrt(pi) - 1 */
+    /* the last coefficient is 2/sqrt(pi) - 1 */
+    vf p = HORNER(s, 7.80690316e-5f, -7.9978531e-4f, 5.1871622e-3f, -2.68533472e-2f, 1.12835787e-1f, -3.7612626e-1f,
+                  1.28379166e-1f);
     vf small = fma_v(a, p, a);
     vf c = sel(a > 4.0f, K(4.0f), a), q, unused;
     vf d = v_tail(c * 1.41421356237309505f, &q, &unused);
@@ -238,11 +230,7 @@ static inline vf v_gelu(vf x)
     vf g = scale_by_pow2(fma_v(c, em1, c), k);
     vf big = sel(x > 0.0f, x - g, g);
     vf s = x * x;
-    vf p = K(9.83251739e-5f);
-    p = fma_v(p, s, K(-1.17541756e-3f));
-    p = fma_v(p, s, K(9.96985193e-3f));
-    p = fma_v(p, s, K(-6.64898977e-2f));
-    p = fma_v(p, s, K(3.98942262e-1f));
+    vf p = HORNER(s, 9.83251739e-5f, -1.17541756e-3f, 9.96985193e-3f, -6.64898977e-2f, 3.98942262e-1f);
     vf small = fma_v(s, p, x * 0.5f);
     vf y = sel(x == -__builtin_inff(), K(__builtin_nanf("")), with_sign(sel(a < 0.75f, small, big), x));
     return sel(x != x, x, y);
@@ -279,19 +267,11 @@ static double sum_array(const float *x, int64_t n)
 {
     /* SUM_ACCS vectors of doubles in registers: acc[a] lane l holds the elements a W/2 + l mod NBI_SUM_LANES */
     vhalf_d acc[SUM_ACCS];
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#else
-#pragma GCC unroll 16
-#endif
+    UNROLL_FULL
     for (int a = 0; a < SUM_ACCS; a++) acc[a] = (vhalf_d){0};
     int64_t i = 0;
     for (; i + NBI_SUM_LANES <= n; i += NBI_SUM_LANES) {
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#else
-#pragma GCC unroll 16
-#endif
+    UNROLL_FULL
         for (int a = 0; a < SUM_ACCS; a++) {
             vhalf_f v;
             memcpy(&v, x + i + a * (W / 2), sizeof v);
@@ -312,11 +292,7 @@ static double sum_array(const float *x, int64_t n)
  * masked store wrote would stall). */
 static inline void add_block(vhalf_d *acc, const vf *e)
 {
-#if defined(__clang__)
-#pragma clang loop unroll(full)
-#else
-#pragma GCC unroll 16
-#endif
+    UNROLL_FULL
     for (int a = 0; a < SUM_ACCS; a++) {
         vhalf_f h;
         memcpy(&h, (const float *)e + a * (W / 2), sizeof h);
