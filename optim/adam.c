@@ -40,13 +40,7 @@ typedef struct adam_args {
         if (a->adamw)                                                                                                 \
             for (int64_t j = 0; j < n; j++) p[j] = p[j] * decay;                                                      \
         if (a->use_gw) {                                                                                              \
-            /* maximize: the op path's -g, then its + p wd */                                                         \
-            if (!a->maximize)                                                                                         \
-                for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                             \
-            else if (!a->l2)                                                                                          \
-                for (int64_t j = 0; j < n; j++) gw[j] = -g[j];                                                        \
-            else                                                                                                      \
-                for (int64_t j = 0; j < n; j++) gw[j] = -g[j] + p[j] * wd;                                            \
+            NBI_OPTIM_EFFECTIVE_GRAD(gw, g, p, wd, n, a->maximize, a->l2);                                            \
             ADAM_MOMENTS(gw, n)                                                                                       \
         } else {                                                                                                      \
             ADAM_MOMENTS(g, n)                                                                                        \

@@ -54,6 +54,19 @@ void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx);
 #define NBI_OPTIM_INLINE static inline
 #endif
 
+/* The gradient a fused update feeds its rule when maximize or L2 weight decay is on, into out[0..n): the op
+ * path's -g when maximizing, then its + p wd when decaying (wd is a real of the kernel's dtype). One of maximize
+ * and l2 must hold; without either, the kernels read g itself. */
+#define NBI_OPTIM_EFFECTIVE_GRAD(out, g, p, wd, n, maximize, l2)                                                      \
+    do {                                                                                                              \
+        if (!(maximize))                                                                                              \
+            for (int64_t j_ = 0; j_ < (n); j_++) (out)[j_] = (g)[j_] + (p)[j_] * (wd);                                \
+        else if (!(l2))                                                                                               \
+            for (int64_t j_ = 0; j_ < (n); j_++) (out)[j_] = -(g)[j_];                                                \
+        else                                                                                                          \
+            for (int64_t j_ = 0; j_ < (n); j_++) (out)[j_] = -(g)[j_] + (p)[j_] * (wd);                               \
+    } while (0)
+
 struct nb_optimizer {
     const char *type; /* PyTorch's class name, written to checkpoints: "SGD", "Adam", ... */
     double lr;        /* the current lr (schedulers change it); the options keep the initial one */

@@ -45,13 +45,7 @@ typedef struct rms_args {
         const real alpha = (real)a->alpha, c = (real)a->c, wd = (real)a->wd, eps = (real)a->eps;                      \
         const real lr = (real)a->lr, momentum = (real)a->momentum;                                                    \
         if (a->use_gw) {                                                                                              \
-            /* maximize: the op path's -g, then its + p wd */                                                         \
-            if (!a->maximize)                                                                                         \
-                for (int64_t j = 0; j < n; j++) gw[j] = g[j] + p[j] * wd;                                             \
-            else if (!a->l2)                                                                                          \
-                for (int64_t j = 0; j < n; j++) gw[j] = -g[j];                                                        \
-            else                                                                                                      \
-                for (int64_t j = 0; j < n; j++) gw[j] = -g[j] + p[j] * wd;                                            \
+            NBI_OPTIM_EFFECTIVE_GRAD(gw, g, p, wd, n, a->maximize, a->l2);                                            \
             RMS_BODY(gw, SQRT_INPLACE)                                                                                \
         } else {                                                                                                      \
             RMS_BODY(g, SQRT_INPLACE)                                                                                 \

@@ -45,13 +45,7 @@ typedef struct sgd_args {
         typedef T real;                                                                                               \
         const real wd = (real)a->wd, momentum = (real)a->momentum, damp = (real)a->damp, lr = (real)a->lr;            \
         if (a->use_dw) {                                                                                              \
-            /* maximize: the op path's -g, then its + p wd */                                                         \
-            if (!a->maximize)                                                                                         \
-                for (int64_t j = 0; j < n; j++) dw[j] = g[j] + p[j] * wd;                                             \
-            else if (!a->l2)                                                                                          \
-                for (int64_t j = 0; j < n; j++) dw[j] = -g[j];                                                        \
-            else                                                                                                      \
-                for (int64_t j = 0; j < n; j++) dw[j] = -g[j] + p[j] * wd;                                            \
+            NBI_OPTIM_EFFECTIVE_GRAD(dw, g, p, wd, n, a->maximize, a->l2);                                            \
             SGD_BODY(dw)                                                                                              \
         } else {                                                                                                      \
             SGD_BODY(g)                                                                                               \
