@@ -446,42 +446,35 @@ double nbi_sum_exp_shifted_f32(const float *x, int64_t n, int64_t stride, float 
     return exp_shifted_f32(NULL, 0, x, stride, n, shift);
 }
 
-/* The largest element, NaNs skipped (a NaN then makes x - max and the sum NaN). Contiguous rows compare in 16
- * running maxima the compiler vectorizes; max is exact, so the order does not matter. */
-static float row_max_f32(const float *x, int64_t n, int64_t stride)
+/* The largest element, NaNs skipped (a NaN then makes x - max and the sum NaN). Contiguous rows longer than
+ * SHORT_ROW go through the vector code; the maximum is exact, so it finds the same value. */
+static float row_max_f32(const nbi_vecmath *vm, const float *x, int64_t n, int64_t stride)
 {
-    enum { L = 16 };
+    if (stride == 1 && n > SHORT_ROW) return vm->max(x, n);
     float m = x[0];
-    int64_t k = 1;
-    if (stride == 1 && n >= 2 * L) {
-        float lane[L];
-        memcpy(lane, x, sizeof lane);
-        for (k = L; k + L <= n; k += L)
-            for (int j = 0; j < L; j++) lane[j] = x[k + j] > lane[j] ? x[k + j] : lane[j];
-        m = lane[0];
-        for (int j = 1; j < L; j++)
-            if (lane[j] > m) m = lane[j];
-    }
-    for (; k < n; k++)
+    for (int64_t k = 1; k < n; k++)
         if (x[k * stride] > m) m = x[k * stride];
     return m;
 }
 
+/* The normalizing passes of long contiguous rows go through the vector code too, rounding the same way. */
 static void softmax_f32(int64_t count, char **p, const int64_t *s, const void *params)
 {
     const softmax_params *a = params;
     const int64_t n = a->n, is = a->in_stride, os = a->out_stride;
+    const nbi_vecmath *vm = nbi_vecmath_get();
+    const bool vector = n > SHORT_ROW;
     for (int64_t i = 0; i < count; i++) {
         float *y = (float *)p[0] + i * s[0];
         const float *x = (const float *)p[1] + i * s[1];
-        const float m = row_max_f32(x, n, is);
+        const float m = row_max_f32(vm, x, n, is);
         if (a->log) {
             const double log_sum = log(exp_shifted_f32(NULL, 0, x, is, n, m));
-            if (is == 1 && os == 1) NBI_VEC_FOR(n, k, y[k] = (float)((double)(x[k] - m) - log_sum));
+            if (vector && is == 1 && os == 1) vm->log_shifted(y, x, n, m, log_sum);
             else for (int64_t k = 0; k < n; k++) y[k * os] = (float)((double)(x[k * is] - m) - log_sum);
         } else {
             const double inv = 1.0 / exp_shifted_f32(y, os, x, is, n, m);
-            if (os == 1) NBI_VEC_FOR(n, k, y[k] = (float)(y[k] * inv));
+            if (vector && os == 1) vm->scale(y, n, inv);
             else for (int64_t k = 0; k < n; k++) y[k * os] = (float)(y[k * os] * inv);
         }
     }

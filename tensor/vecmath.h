@@ -1,4 +1,4 @@
-/* Vectorized f32 transcendental functions and sum over contiguous arrays (internal). One table per instruction set;
+/* Vectorized f32 transcendental functions, sum and softmax's passes over contiguous arrays (internal). One table per instruction set;
  * nbi_vecmath_get() gives the one of the instruction set in use (the GEMM's choice: NABLA_ISA forces one).
  * Results are the same on every instruction set with FMA (AVX2, AVX-512); the portable one rounds its
  * multiply-adds in two steps, so its last bit may differ. Each function accepts out == in. */
@@ -20,6 +20,12 @@ typedef struct nbi_vecmath {
      * double: softmax in one pass; a caller going through an array in pieces keeps each piece's length a
      * multiple of NBI_SUM_LANES but the last, so that the order of the additions depends on the index alone */
     void (*exp_shifted)(float *out, const float *x, int64_t n, float shift, double *part);
+    /* the largest of x[0..n), n >= 1 (exact when no element is NaN; with a NaN, some element of x) */
+    float (*max)(const float *x, int64_t n);
+    /* y[k] = (float)((double)y[k] * s): softmax's normalization */
+    void (*scale)(float *y, int64_t n, double s);
+    /* y[k] = (float)((double)(x[k] - shift) - c) (y may be x): log-softmax */
+    void (*log_shifted)(float *y, const float *x, int64_t n, float shift, double c);
 } nbi_vecmath;
 
 extern const nbi_vecmath nbi_vecmath_portable;

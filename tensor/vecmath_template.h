@@ -290,20 +290,19 @@ static double sum_array(const float *x, int64_t n)
  * softmax's exponentials and their sum in one pass. A last block shorter than NBI_SUM_LANES is computed as a
  * whole one with its missing lanes zeroed before the sum, so the sums stay in registers (reading back what a
  * masked store wrote would stall). */
-static inline void add_block(vhalf_d *acc, const vf *e)
+typedef double vd __attribute__((vector_size(W * 8)));
+static inline void add_block(vd *acc, const vf *e)
 {
+    /* acc[b] lane l holds the partial sum of elements b W + l mod NBI_SUM_LANES, the layout of part[]; widening
+     * whole vectors keeps e in registers (taking halves through memory made the store before it stall) */
     UNROLL_FULL
-    for (int a = 0; a < SUM_ACCS; a++) {
-        vhalf_f h;
-        memcpy(&h, (const float *)e + a * (W / 2), sizeof h);
-        acc[a] += __builtin_convertvector(h, vhalf_d);
-    }
+    for (int b = 0; b < NBI_SUM_LANES / W; b++) acc[b] += __builtin_convertvector(e[b], vd);
 }
 
 static void exp_shifted_array(float *out, const float *in, int64_t n, float shift, double *part)
 {
     enum { BLOCK_VECTORS = NBI_SUM_LANES / W };
-    vhalf_d acc[SUM_ACCS];
+    vd acc[BLOCK_VECTORS];
     memcpy(acc, part, sizeof acc);
     vf e[BLOCK_VECTORS];
     int64_t i = 0;
@@ -339,6 +338,64 @@ static void exp_shifted_array(float *out, const float *in, int64_t n, float shif
     memcpy(part, acc, sizeof acc);
 }
 
+/* The largest of x[0..n), n >= 1: what C's "m = x[0]; if (x[k] > m) m = x[k]" finds when no element is NaN
+ * (the maximum is exact, so the order of the comparisons does not matter); with a NaN, some element. Four
+ * vectors of running maxima; the last block overlaps the one before it, which a maximum does not mind. */
+static float max_array(const float *x, int64_t n)
+{
+    enum { ACCS = 4, BLOCK = ACCS * W };
+    if (n < BLOCK) {
+        float m = x[0];
+        for (int64_t k = 1; k < n; k++)
+            if (x[k] > m) m = x[k];
+        return m;
+    }
+    vf acc[ACCS];
+    memcpy(acc, x, sizeof acc);
+    for (int64_t i = BLOCK; i < n; i += BLOCK) {
+        const float *b = i + BLOCK <= n ? x + i : x + n - BLOCK;
+        UNROLL_FULL
+        for (int a = 0; a < ACCS; a++) {
+            vf v;
+            memcpy(&v, b + a * W, sizeof v);
+            acc[a] = sel(v > acc[a], v, acc[a]);
+        }
+    }
+    for (int a = 1; a < ACCS; a++) acc[0] = sel(acc[a] > acc[0], acc[a], acc[0]);
+    float m = acc[0][0];
+    for (int k = 1; k < W; k++)
+        if (acc[0][k] > m) m = acc[0][k];
+    return m;
+}
+
+/* y[k] = (float)((double)y[k] * s) for k < n: softmax's normalization, one rounding from double. Half vectors
+ * of floats widen to whole vectors of doubles; the tail is scalar C, which rounds the same way. */
+static void scale_array(float *y, int64_t n, double s)
+{
+    int64_t i = 0;
+    for (; i + W / 2 <= n; i += W / 2) {
+        vhalf_f v;
+        memcpy(&v, y + i, sizeof v);
+        v = __builtin_convertvector(__builtin_convertvector(v, vhalf_d) * s, vhalf_f);
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++) y[i] = (float)((double)y[i] * s);
+}
+
+/* y[k] = (float)((double)(x[k] - shift) - c) for k < n (y may be x): log-softmax from the row's maximum and the
+ * log of its sum of exponentials. */
+static void log_shifted_array(float *y, const float *x, int64_t n, float shift, double c)
+{
+    int64_t i = 0;
+    for (; i + W / 2 <= n; i += W / 2) {
+        vhalf_f v;
+        memcpy(&v, x + i, sizeof v);
+        v = __builtin_convertvector(__builtin_convertvector(v - shift, vhalf_d) - c, vhalf_f);
+        memcpy(y + i, &v, sizeof v);
+    }
+    for (; i < n; i++) y[i] = (float)((double)(x[i] - shift) - c);
+}
+
 const nbi_vecmath VECMATH_TABLE = {
     .exp = exp_array,
     .log = log_array,
@@ -350,4 +407,7 @@ const nbi_vecmath VECMATH_TABLE = {
     .gelu = gelu_array,
     .sum = sum_array,
     .exp_shifted = exp_shifted_array,
+    .max = max_array,
+    .scale = scale_array,
+    .log_shifted = log_shifted_array,
 };

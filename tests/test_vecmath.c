@@ -287,6 +287,54 @@ START_TEST(sum_is_the_same_on_every_isa)
 }
 END_TEST
 
+/* Softmax's other passes (the row maximum, the normalization, log-softmax's shift) give on every instruction set
+ * and every length the bits of the plain C loops they replace, the overlapped last block of the maximum and the
+ * scalar tails included; the maximum of a row with a NaN is an element of the row. */
+START_TEST(softmax_passes_match_the_c_loops)
+{
+    nbi_isa isas[3];
+    int n_isa = supported_isas(isas);
+    enum { N = 700 };
+    static float x[N], y[N], want[N];
+    for (int i = 0; i < N; i++) x[i] = (float)((i * 7919) % 2003 - 1000) * 0.0173f + (i % 5 ? 0 : -1e3f);
+    for (int k = 0; k < n_isa; k++) {
+        const nbi_vecmath *vm = table_for(isas[k]);
+        const char *isa = nbi_isa_name(isas[k]);
+        for (int n = 1; n <= N; n += n < 140 ? 1 : 37) {
+            for (int off = 0; off < 3 && off + n <= N; off++) {
+                const float *row = x + off;
+                float m = row[0];
+                for (int i = 1; i < n; i++)
+                    if (row[i] > m) m = row[i];
+                float got = vm->max(row, n);
+                REQUIRE(got == m, "%s max of %d from %d: %a, expected %a", isa, n, off, got, m);
+                const double s = 1 / 3.7, c = 2.718281828459045;
+                for (int i = 0; i < n; i++) {
+                    y[i] = row[i];
+                    want[i] = (float)((double)row[i] * s);
+                }
+                vm->scale(y, n, s);
+                REQUIRE(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s scale of %d from %d", isa, n, off);
+                for (int i = 0; i < n; i++) want[i] = (float)((double)(row[i] - m) - c);
+                vm->log_shifted(y, row, n, m, c);
+                REQUIRE(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s log_shifted of %d from %d", isa, n, off);
+            }
+        }
+        /* a NaN anywhere, and -inf throughout */
+        static float z[100];
+        for (int pos = 0; pos < 100; pos += 7) {
+            for (int i = 0; i < 100; i++) z[i] = (float)i;
+            z[pos] = NAN;
+            float got = vm->max(z, 100);
+            REQUIRE(isnan(got) || (got == floorf(got) && got >= 0 && got <= 99), "%s max with a NaN at %d: %a", isa,
+                    pos, got);
+        }
+        for (int i = 0; i < 100; i++) z[i] = -INFINITY;
+        REQUIRE(vm->max(z, 100) == -INFINITY, "%s max of -inf", isa);
+    }
+}
+END_TEST
+
 static nb_tensor *gelu_exact(nb_tensor *t) { return nb_gelu(t, false); }
 
 /* nb_exp and the others give the same bits on a transposed view as on its contiguous copy, and softmax's rows
@@ -331,6 +379,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, fma_instruction_sets_agree);
     tcase_add_test(tc, result_does_not_depend_on_position);
     tcase_add_test(tc, sum_is_the_same_on_every_isa);
+    tcase_add_test(tc, softmax_passes_match_the_c_loops);
     tcase_add_test(tc, tensor_ops_through_views);
     suite_add_tcase(s, tc);
     return s;
