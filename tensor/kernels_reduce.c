@@ -470,11 +470,11 @@ static void softmax_f32(int64_t count, char **p, const int64_t *s, const void *p
         const float m = row_max_f32(vm, x, n, is);
         if (a->log) {
             const double log_sum = log(exp_shifted_f32(NULL, 0, x, is, n, m));
-            if (vector && is == 1 && os == 1) vm->log_shifted(y, x, n, m, log_sum);
+            if (vector && is == 1 && os == 1) vm->shift_scale(y, x, n, m, 1.0, log_sum);
             else for (int64_t k = 0; k < n; k++) y[k * os] = (float)((double)(x[k * is] - m) - log_sum);
         } else {
             const double inv = 1.0 / exp_shifted_f32(y, os, x, is, n, m);
-            if (vector && os == 1) vm->scale(y, n, inv);
+            if (vector && os == 1) vm->shift_scale(y, y, n, 0.0f, inv, 0.0);
             else for (int64_t k = 0; k < n; k++) y[k * os] = (float)(y[k * os] * inv);
         }
     }

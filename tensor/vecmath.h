@@ -22,10 +22,9 @@ typedef struct nbi_vecmath {
     void (*exp_shifted)(float *out, const float *x, int64_t n, float shift, double *part);
     /* the largest of x[0..n), n >= 1 (exact when no element is NaN; with a NaN, some element of x) */
     float (*max)(const float *x, int64_t n);
-    /* y[k] = (float)((double)y[k] * s): softmax's normalization */
-    void (*scale)(float *y, int64_t n, double s);
-    /* y[k] = (float)((double)(x[k] - shift) - c) (y may be x): log-softmax */
-    void (*log_shifted)(float *y, const float *x, int64_t n, float shift, double c);
+    /* y[k] = (float)((double)(x[k] - shift) * scale - offset) (y may be x): softmax's normalization and
+     * log-softmax */
+    void (*shift_scale)(float *y, const float *x, int64_t n, float shift, double scale, double offset);
 } nbi_vecmath;
 
 extern const nbi_vecmath nbi_vecmath_portable;

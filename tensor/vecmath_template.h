@@ -368,32 +368,20 @@ static float max_array(const float *x, int64_t n)
     return m;
 }
 
-/* y[k] = (float)((double)y[k] * s) for k < n: softmax's normalization, one rounding from double. Half vectors
- * of floats widen to whole vectors of doubles; the tail is scalar C, which rounds the same way. */
-static void scale_array(float *y, int64_t n, double s)
-{
-    int64_t i = 0;
-    for (; i + W / 2 <= n; i += W / 2) {
-        vhalf_f v;
-        memcpy(&v, y + i, sizeof v);
-        v = __builtin_convertvector(__builtin_convertvector(v, vhalf_d) * s, vhalf_f);
-        memcpy(y + i, &v, sizeof v);
-    }
-    for (; i < n; i++) y[i] = (float)((double)y[i] * s);
-}
-
-/* y[k] = (float)((double)(x[k] - shift) - c) for k < n (y may be x): log-softmax from the row's maximum and the
- * log of its sum of exponentials. */
-static void log_shifted_array(float *y, const float *x, int64_t n, float shift, double c)
+/* y[k] = (float)((double)(x[k] - shift) * scale - offset) for k < n (y may be x), one rounding from double:
+ * softmax's normalization (shift 0, offset 0) and log-softmax (scale 1), where multiplying by 1 and subtracting
+ * 0 change no bits. Half vectors of floats widen to whole vectors of doubles; the tail is scalar C, which rounds
+ * the same way. */
+static void shift_scale_array(float *y, const float *x, int64_t n, float shift, double scale, double offset)
 {
     int64_t i = 0;
     for (; i + W / 2 <= n; i += W / 2) {
         vhalf_f v;
         memcpy(&v, x + i, sizeof v);
-        v = __builtin_convertvector(__builtin_convertvector(v - shift, vhalf_d) - c, vhalf_f);
+        v = __builtin_convertvector(__builtin_convertvector(v - shift, vhalf_d) * scale - offset, vhalf_f);
         memcpy(y + i, &v, sizeof v);
     }
-    for (; i < n; i++) y[i] = (float)((double)(x[i] - shift) - c);
+    for (; i < n; i++) y[i] = (float)((double)(x[i] - shift) * scale - offset);
 }
 
 const nbi_vecmath VECMATH_TABLE = {
@@ -408,6 +396,5 @@ const nbi_vecmath VECMATH_TABLE = {
     .sum = sum_array,
     .exp_shifted = exp_shifted_array,
     .max = max_array,
-    .scale = scale_array,
-    .log_shifted = log_shifted_array,
+    .shift_scale = shift_scale_array,
 };
