@@ -172,6 +172,9 @@ static inline void *nbi_data_ptr(const nbi_tensor *t)
 double nbi_get_flat(const nbi_tensor *t, int64_t i);
 /* Copies src into dst (same shape, any layouts, converting dtype). */
 void nbi_copy_into(nbi_tensor *dst, const nbi_tensor *src);
+/* NB_OK when every element of t has a memory location of its own; else NB_ERR_ARG naming fn (an expanded tensor,
+ * with stride 0 on a dim of size > 1, would keep only the last of the values written to a location). */
+nb_status nbi_check_writable_elements(const nbi_tensor *t, const char *fn);
 /* Contiguous copy of t in dtype. */
 nbi_tensor *nbi_contiguous_copy(const nbi_tensor *t, nb_dtype dtype, const char *fn);
 /* Broadcast shape of a and b; false (with an error naming fn and both shapes) when incompatible. */

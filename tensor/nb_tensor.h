@@ -264,7 +264,8 @@ NB_API nb_tensor *nb_randn(int ndim, const int64_t *shape, double mean, double s
 NB_API nb_tensor *nb_randint(int ndim, const int64_t *shape, int64_t low, int64_t high, nb_generator *g);
 /* i64 tensor holding a random permutation of 0..n-1 (Fisher-Yates). */
 NB_API nb_tensor *nb_randperm(int64_t n, nb_generator *g);
-/* In place: fills t with uniform or normal values. */
+/* In place: fills t with uniform or normal values. Errors: NB_ERR_DTYPE for an integer or bool t, NB_ERR_VALUE
+ * for bounds as nb_rand / nb_randn, NB_ERR_ARG for an expanded t (several elements at one memory location). */
 NB_API nb_status nb_uniform_(nb_tensor *t, double low, double high, nb_generator *g);
 NB_API nb_status nb_normal_(nb_tensor *t, double mean, double std, nb_generator *g);
 

@@ -132,7 +132,7 @@ static nb_status fill_checked(nb_tensor *h, bool normal, double a, double b, nb_
 {
     nbi_tensor *t = nbi_resolve(h, fn, "tensor");
     if (!t) return nb_last_status();
-    if (check_float(t, fn)) return nb_last_status();
+    if (check_float(t, fn) || nbi_check_writable_elements(t, fn)) return nb_last_status();
     if (normal && (!(b >= 0) || !isfinite(a) || !isfinite(b)))
         return nbi_fail(NB_ERR_VALUE, "%s: need a finite mean and std >= 0, got %g and %g", fn, a, b);
     if (!normal && (!(a <= b) || !isfinite(a) || !isfinite(b)))

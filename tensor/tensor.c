@@ -452,6 +452,18 @@ nb_status nb_fill(nb_tensor *h, double value)
     return NB_OK;
 }
 
+nb_status nbi_check_writable_elements(const nbi_tensor *t, const char *fn)
+{
+    for (int d = 0; d < t->ndim; d++)
+        if (t->stride[d] == 0 && t->shape[d] > 1) { /* PyTorch refuses it too: which value would win? */
+            char a[NBI_SHAPE_STR];
+            return nbi_fail(NB_ERR_ARG, "%s: destination of shape %s has several elements at one memory location "
+                            "(dim %d has stride 0: an expanded tensor); write into a clone of it",
+                            fn, nbi_shape_fmt(a, t->ndim, t->shape), d);
+        }
+    return NB_OK;
+}
+
 nb_status nb_copy_(nb_tensor *dst_h, const nb_tensor *src_h)
 {
     nbi_tensor *dst = nbi_resolve(dst_h, "nb_copy_", "dst"), *src = nbi_resolve(src_h, "nb_copy_", "src");
@@ -465,13 +477,7 @@ nb_status nb_copy_(nb_tensor *dst_h, const nb_tensor *src_h)
         return nbi_fail(NB_ERR_SHAPE, "nb_copy_: source shape %s does not broadcast to destination shape %s",
                         nbi_shape_fmt(b, src->ndim, src->shape), nbi_shape_fmt(a, dst->ndim, dst->shape));
     }
-    for (int d = 0; d < dst->ndim; d++)
-        if (dst->stride[d] == 0 && dst->shape[d] > 1) { /* PyTorch refuses it too: which value would win? */
-            char a[NBI_SHAPE_STR];
-            return nbi_fail(NB_ERR_ARG, "nb_copy_: destination of shape %s has several elements at one memory "
-                            "location (dim %d has stride 0: an expanded tensor); copy into a clone of it",
-                            nbi_shape_fmt(a, dst->ndim, dst->shape), d);
-        }
+    if (nbi_check_writable_elements(dst, "nb_copy_")) return nb_last_status();
     if (src->storage == dst->storage) { /* overlapping copy: go through a temporary */
         nbi_tensor *tmp = nbi_contiguous_copy(src, src->dtype, "nb_copy_");
         if (!tmp) return nb_last_status();

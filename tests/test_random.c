@@ -360,6 +360,14 @@ START_TEST(errors)
     ck_assert_int_eq(nb_normal_(i, 0, 1, &g), NB_ERR_DTYPE);
     ck_assert_error(NB_ERR_DTYPE, "nb_normal_", "i64");
     ck_assert_values(i, 0, 0, 0, 0); /* untouched */
+    /* an expanded tensor: 12 draws into 3 locations would leave 3 values repeated, so it is refused (PyTorch too) */
+    nb_tensor *col = nb_zeros(NB_SHAPE(3, 1), NB_F32), *wide = nb_expand(col, NB_SHAPE(3, 4));
+    ck_assert_int_eq(nb_uniform_(wide, 0, 1, &g), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_uniform_", "(3, 4)", "dim 1 has stride 0");
+    ck_assert_int_eq(nb_normal_(wide, 0, 1, &g), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_normal_", "several elements at one memory location");
+    ck_assert_values(col, 0, 0, 0, 0);
+    ck_assert_ok(nb_uniform_(nb_expand(col, NB_SHAPE(3, 1)), 0, 1, &g)); /* size-1 dims may have any stride */
     nb_clear_error();
     ck_assert_int_eq(nb_uniform_(NULL, 0, 1, &g), NB_ERR_NULL);
     ck_assert_error(NB_ERR_NULL, "nb_uniform_: tensor is NULL");
