@@ -159,6 +159,7 @@ nb_module *nb_self_attention_new(int64_t embed_dim, int64_t num_heads, bool caus
         attention_destroy(&a->base);
         return NULL;
     }
+    nbi_nn_adopt_children(&a->base);
     return &a->base;
 }
 
@@ -233,6 +234,7 @@ nb_module *nb_transformer_block_new(int64_t embed_dim, int64_t num_heads, bool c
         block_destroy(&b->base);
         return NULL;
     }
+    nbi_nn_adopt_children(&b->base);
     return &b->base;
 }
 
@@ -383,6 +385,7 @@ nb_module *nb_gpt_new(const nb_gpt_config *config, nb_generator *g)
         gpt_destroy(&gpt->base);
         return NULL;
     }
+    nbi_nn_adopt_children(&gpt->base);
     return &gpt->base;
 }
 
@@ -566,13 +569,14 @@ int nb_gpt_apply_lora(nb_module *m, const char *targets, int64_t rank, double al
     }
     for (int i = 0; i < n; i++) {
         if (!matches_target(slots[i].name, targets) || !is_type(*slots[i].layer, "Linear")) continue;
-        /* nb_lora_linear_new owns the Linear even when it fails, so the slot must not keep pointing at it */
+        /* on failure the Linear, which its block owns, stays in its slot; the wrapper takes its place */
+        nb_module *owner = (*slots[i].layer)->owner;
         nb_module *lora = nb_lora_linear_new(*slots[i].layer, rank, alpha, g);
         if (!lora) {
-            *slots[i].layer = NULL;
             free(slots);
             return -1;
         }
+        lora->owner = owner;
         *slots[i].layer = lora;
         wrapped++;
     }

@@ -50,6 +50,14 @@ static nb_module *lora_child(nb_module *m, int i)
 static const nb_module_type lora_type = {"LoRALinear", lora_forward, lora_collect, lora_set_training, lora_destroy,
                                          lora_child};
 
+/* The end of a failed nb_lora_linear_new: a Linear of the program's own is freed (the documented ownership), one
+ * inside a container stays there untouched, so the wrapping idiom leaves the container as it was. */
+static nb_module *refuse(nb_module *linear)
+{
+    if (!linear->owner) nb_module_free(linear);
+    return NULL;
+}
+
 nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g)
 {
     const char *fn = "nb_lora_linear_new";
@@ -59,36 +67,36 @@ nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_
     }
     const char *type = linear->type && linear->type->name ? linear->type->name : "(untyped module)";
     if (strcmp(type, "Linear")) {
-        nb_module_free(linear);
-        return nbi_error(NB_ERR_ARG, "%s: can only wrap a Linear layer, got a %s", fn, type);
+        nbi_error(NB_ERR_ARG, "%s: can only wrap a Linear layer, got a %s", fn, type);
+        return refuse(linear);
     }
     if (rank < 1 || !isfinite(alpha)) {
-        nb_module_free(linear);
-        return nbi_error(NB_ERR_ARG, "%s: rank must be >= 1 and alpha finite, got rank %lld and alpha %g", fn,
-                         (long long)rank, alpha);
+        nbi_error(NB_ERR_ARG, "%s: rank must be >= 1 and alpha finite, got rank %lld and alpha %g", fn,
+                  (long long)rank, alpha);
+        return refuse(linear);
     }
     nb_lora_linear *l = nbi_nn_module_new(sizeof *l, &lora_type, fn);
-    if (!l) {
-        nb_module_free(linear);
-        return NULL;
-    }
-    l->linear = (nb_linear *)linear;
-    l->base.training = linear->training;
-    l->rank = rank;
-    l->alpha = alpha;
-    l->scaling = alpha / (double)rank;
-    const int64_t in = l->linear->in_features, out = l->linear->out_features;
+    if (!l) return refuse(linear);
+    const nb_linear *base = (const nb_linear *)linear;
+    const int64_t in = base->in_features, out = base->out_features;
     l->lora_A = nbi_nn_param(2, (const int64_t[]){rank, in}, fn);
     l->lora_B = nbi_nn_param(2, (const int64_t[]){out, rank}, fn); /* zeros: the update starts at 0 */
     nb_status st = l->lora_A && l->lora_B ? NB_OK : nb_last_status();
     /* PEFT and loralib draw A with kaiming_uniform_(a = sqrt(5)): U(-1/sqrt(in), 1/sqrt(in)) */
     if (!st && in > 0) st = nb_init_kaiming_uniform_(l->lora_A, sqrt(5.0), NB_FAN_IN, NB_GAIN_LEAKY_RELU, g);
-    if (!st) st = nb_set_requires_grad(l->linear->weight, false);
-    if (!st && l->linear->bias) st = nb_set_requires_grad(l->linear->bias, false);
     if (st) {
-        lora_destroy(&l->base);
-        return NULL;
+        lora_destroy(&l->base); /* l->linear is still NULL: the Linear is not part of it yet */
+        return refuse(linear);
     }
+    /* From here nothing fails: freezing a Linear's own parameters (f32 leaves) cannot. */
+    l->linear = (nb_linear *)linear;
+    l->base.training = linear->training;
+    l->rank = rank;
+    l->alpha = alpha;
+    l->scaling = alpha / (double)rank;
+    nb_set_requires_grad(l->linear->weight, false);
+    if (l->linear->bias) nb_set_requires_grad(l->linear->bias, false);
+    linear->owner = &l->base;
     return &l->base;
 }
 

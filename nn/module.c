@@ -72,6 +72,18 @@ void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn)
     return m;
 }
 
+void nbi_nn_adopt_children(nb_module *m)
+{
+    if (!m || !m->type || !m->type->child) return;
+    nb_module *c;
+    for (int i = 0; (c = m->type->child(m, i)) != NULL; i++) c->owner = m;
+}
+
+static const char *type_name(const nb_module *m)
+{
+    return m->type && m->type->name ? m->type->name : "module";
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Generic module functions
  * ---------------------------------------------------------------------------------------------- */
@@ -251,6 +263,8 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
         if (!layers[i]) problem = "a layer is NULL", bad = i;
     for (int i = 0; !problem && i < n; i++)
         if ((owner = other_owner(n, layers, i)) >= 0) problem = "a module has one owner", bad = i;
+    for (int i = 0; !problem && i < n; i++)
+        if (layers[i]->owner) problem = "a module has one owner", bad = i;
     sequential *s = NULL;
     if (!problem) {
         s = nbi_nn_module_new(sizeof *s, &sequential_type, fn);
@@ -265,12 +279,15 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
                       layers[bad]->type && layers[bad]->type->name ? layers[bad]->type->name : "module");
         else if (owner >= 0)
             nbi_error(NB_ERR_ARG, "%s: layer %d is already inside layer %d (a module has one owner)", fn, bad, owner);
+        else if (bad >= 0 && layers[bad] && layers[bad]->owner)
+            nbi_error(NB_ERR_ARG, "%s: layer %d already belongs to a %s (a module has one owner)", fn, bad,
+                      type_name(layers[bad]->owner));
         else if (problem && bad >= 0) nbi_error_null(fn, "a layer (its constructor failed?)");
         else if (problem) nbi_error(NB_ERR_ARG, "%s: %s (n = %d)", fn, problem, n);
         /* The container owns the layers even when it could not be made; each module is freed once, the roots
          * only, which are all found before any is freed. */
         bool *root = layers && n > 0 ? malloc((size_t)n * sizeof *root) : NULL;
-        for (int i = 0; root && i < n; i++) root[i] = other_owner(n, layers, i) < 0;
+        for (int i = 0; root && i < n; i++) root[i] = other_owner(n, layers, i) < 0 && !(layers[i] && layers[i]->owner);
         for (int i = 0; root && i < n; i++)
             if (root[i]) nb_module_free(layers[i]);
         free(root); /* out of memory for it: the layers leak rather than risk a double free */
@@ -278,6 +295,7 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
     }
     for (int i = 0; i < n; i++) s->children[i] = layers[i];
     s->count = n;
+    nbi_nn_adopt_children(&s->base);
     return &s->base;
 }
 
@@ -294,12 +312,16 @@ nb_status nb_sequential_append(nb_module *seq, nb_module *layer)
         return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
     if (!st && nb_module_contains(seq, layer))
         return nbi_fail(NB_ERR_ARG, "%s: the layer is already inside this Sequential (a module has one owner)", fn);
+    if (!st && layer->owner)
+        return nbi_fail(NB_ERR_ARG, "%s: the layer already belongs to a %s (a module has one owner)", fn,
+                        type_name(layer->owner));
     if (!st) st = reserve(s, s->count + 1, fn);
     if (st) {
-        nb_module_free(layer);
+        if (layer && !layer->owner) nb_module_free(layer);
         return st;
     }
     s->children[s->count++] = layer;
+    layer->owner = seq;
     return NB_OK;
 }
 
@@ -338,7 +360,7 @@ nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
     if (nb_module_contains(layer, seq))
         return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
     if (j < 0 || !layer) {
-        if (!nb_module_contains(seq, layer)) nb_module_free(layer);
+        if (layer && !layer->owner && !nb_module_contains(seq, layer)) nb_module_free(layer);
         return nb_last_status();
     }
     nb_module *old = s->children[j];
@@ -351,8 +373,12 @@ nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
         if (k != j && nb_module_contains(layer, s->children[k]))
             return nbi_fail(NB_ERR_ARG, "%s: the layer contains child %d of this Sequential, which is not the one "
                             "it replaces (%d)", fn, k, j);
+    if (layer->owner)
+        return nbi_fail(NB_ERR_ARG, "%s: the layer already belongs to a %s (a module has one owner)", fn,
+                        type_name(layer->owner));
     /* A layer wrapping the old child (a LoRA adapter around it) took it over. */
     if (!nb_module_contains(layer, old)) nb_module_free(old);
     s->children[j] = layer;
+    layer->owner = seq;
     return NB_OK;
 }

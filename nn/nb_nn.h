@@ -71,6 +71,9 @@ typedef struct nb_module_type {
 struct nb_module {
     const nb_module_type *type;
     bool training; /* true after creation (PyTorch's default) */
+    /* The container that will free this module (a Sequential, a LoRA wrapper, a transformer block ...), NULL for
+     * a module the program owns. Set by the containers; a module type of the program's own starts it at NULL. */
+    nb_module *owner;
 };
 
 /* m's forward. NULL m or x propagates. */
@@ -93,14 +96,15 @@ NB_API bool nb_module_contains(const nb_module *outer, const nb_module *inner);
  * failure, so a failed layer constructor inside the array is safe: the others are freed and NULL is returned with
  * the constructor's message). x -> layers[0] -> ... -> layers[n-1]; an empty Sequential is the identity.
  * append and set take ownership of layer too, also on failure. A module has one owner: NB_ERR_ARG for a layer
- * given twice, one already inside another layer or inside seq, or one that contains seq; such a layer stays
- * with its owner (on failure, a module owned elsewhere is not freed). */
+ * given twice, one already inside another layer, inside seq or inside another container, or one that contains
+ * seq; such a layer stays with its owner (on failure, a module owned elsewhere is not freed). */
 NB_API nb_module *nb_sequential_new(int n, nb_module *const *layers);
 NB_API nb_status nb_sequential_append(nb_module *seq, nb_module *layer);
 NB_API int nb_sequential_len(const nb_module *seq);
 NB_API nb_module *nb_sequential_get(nb_module *seq, int i); /* negative counts from the end */
 /* Replaces child i by layer (for example a new head when fine-tuning), freeing the old child, unless layer
- * contains it: nb_sequential_set(seq, i, nb_lora_linear_new(nb_sequential_get(seq, i), ...)) wraps child i. */
+ * contains it: nb_sequential_set(seq, i, nb_lora_linear_new(nb_sequential_get(seq, i), ...)) wraps child i (when
+ * the wrapper cannot be made, child i stays as it was and the error is returned). */
 NB_API nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer);
 
 /* ------------------------------------------------------------------------------------------------
@@ -475,8 +479,9 @@ typedef struct nb_lora_linear {
     nb_tensor *lora_A, *lora_B;
     bool merged;
 } nb_lora_linear;
-/* Takes ownership of linear (an nb_linear), also on failure. Errors: NB_ERR_ARG for a module that is not a Linear,
- * rank < 1 or a non-finite alpha. */
+/* Takes ownership of linear (an nb_linear). On failure a linear of the program's own is freed, and one inside a
+ * container (child i of a Sequential, a transformer block's layer) stays with it unchanged. Errors: NB_ERR_ARG for
+ * a module that is not a Linear, rank < 1 or a non-finite alpha. */
 NB_API nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g);
 /* Folds the adapter into the base weight, W += (alpha / r) B A, or takes it back out, W -= (alpha / r) B A (equal
  * to the original within f32 rounding). NB_ERR_STATE when already merged / not merged; NB_ERR_ARG when m is not

@@ -30,6 +30,9 @@ nb_tensor *nbi_nn_dropout(nb_tensor *x, double p, nb_generator *g);
 
 /* Allocates a zeroed module struct of `size` bytes with its type set and training on; NULL when out of memory. */
 void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn);
+/* Records m as the owner of each module it holds (through its type's child function); NULL m is a no-op.
+ * Containers call it once their children are in place. */
+void nbi_nn_adopt_children(nb_module *m);
 
 /* Batch normalization modules (nn/norm.c), shared by BatchNorm1d and BatchNorm2d, which differ only in their type
  * (name and forward): validates the arguments and creates the parameters and running statistics. */

@@ -745,6 +745,52 @@ START_TEST(sequential_single_owner)
 }
 END_TEST
 
+/* The wrapping idiom when the wrapper cannot be made (bad rank, not a Linear): the error comes back and the
+ * Sequential keeps its child as it was (it used to be freed under it); a Linear of the program's own is freed. A
+ * module inside one container is refused by another, and stays where it is. */
+START_TEST(failed_wrap_and_second_owner_leave_models_intact)
+{
+    int64_t before = live_tensors();
+    nb_module *seq = nb_sequential_new(2, (nb_module *[]){nb_linear_new(3, 2, true, NULL), nb_relu_layer_new()});
+    nb_module *first = nb_sequential_get(seq, 0), *second = nb_sequential_get(seq, 1);
+    ck_assert_ptr_eq(first->owner, seq);
+    ck_assert_int_eq(nb_sequential_set(seq, 0, nb_lora_linear_new(first, 0, 8.0, NULL)), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_lora_linear_new", "rank must be >= 1");
+    ck_assert_int_eq(nb_sequential_set(seq, 1, nb_lora_linear_new(second, 2, 8.0, NULL)), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_lora_linear_new", "can only wrap a Linear layer, got a ReLU");
+    ck_assert_ptr_eq(nb_sequential_get(seq, 0), first);
+    ck_assert_ptr_eq(nb_sequential_get(seq, 1), second);
+    ck_assert(first->type->name[0] == 'L' && first->owner == seq && second->owner == seq);
+    nb_scope_begin();
+    nb_tensor *y = nb_forward(seq, T_F32(NB_SHAPE(1, 3), 1, 2, 3));
+    ck_assert_tensor(y);
+    ck_assert_int_eq(nb_ndim(y), 2);
+    nb_scope_end();
+    /* a free-standing Linear is the wrapper's to free, also on failure */
+    ck_assert_ptr_null(nb_lora_linear_new(nb_linear_new(3, 2, true, NULL), 2, NAN, NULL));
+    ck_assert_error(NB_ERR_ARG, "alpha finite");
+
+    /* a second container: refused, nothing freed, the first one unchanged */
+    nb_module *other = nb_sequential_new(0, NULL);
+    ck_assert_int_eq(nb_sequential_append(other, first), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_append", "already belongs to a Sequential");
+    ck_assert_int_eq(nb_sequential_append(other, nb_tanh_layer_new()), NB_OK);
+    ck_assert_int_eq(nb_sequential_set(other, 0, second), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "already belongs to a Sequential");
+    ck_assert_ptr_null(nb_sequential_new(2, (nb_module *[]){nb_sigmoid_layer_new(), first}));
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_new", "layer 1 already belongs to a Sequential");
+    ck_assert_int_eq(nb_sequential_len(seq), 2);
+    ck_assert_int_eq(nb_sequential_len(other), 1);
+    /* wrapping for real afterwards still works, and the wrapper is the Sequential's */
+    ck_assert_ok(nb_sequential_set(seq, 0, nb_lora_linear_new(first, 1, 2.0, NULL)));
+    ck_assert_ptr_eq(nb_sequential_get(seq, 0)->owner, seq);
+    ck_assert_ptr_ne(first->owner, seq);
+    nb_module_free(other);
+    nb_module_free(seq);
+    ck_assert_int_eq(live_tensors(), before);
+}
+END_TEST
+
 START_TEST(module_train_propagates)
 {
     nb_module *bn = nb_batch_norm1d_new(2, 1e-5, 0.1, true);
@@ -942,6 +988,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, sequential_naming_and_forward);
     tcase_add_test(tc, sequential_get_set_append);
     tcase_add_test(tc, sequential_single_owner);
+    tcase_add_test(tc, failed_wrap_and_second_owner_leave_models_intact);
     tcase_add_test(tc, module_train_propagates);
     tcase_add_test(tc, param_list_basics);
     tcase_add_test(tc, param_list_freezing);
