@@ -161,7 +161,10 @@ NB_API nb_tensor *nb_ones(int ndim, const int64_t *shape, nb_dtype dtype);
 NB_API nb_tensor *nb_full(int ndim, const int64_t *shape, double value, nb_dtype dtype);
 /* A 0-d tensor holding value. */
 NB_API nb_tensor *nb_scalar(double value, nb_dtype dtype);
-/* 1-d tensor start, start+step, ... while < end (> end for a negative step), like torch.arange. */
+/* 1-d tensor start, start+step, ... while < end (> end for a negative step), like torch.arange. For i64, start,
+ * end and step are first truncated toward zero, as PyTorch converts them (arange(0.5, 3, 1) is 0, 1, 2).
+ * Errors: NB_ERR_VALUE for a non-finite argument, a zero step (also one that truncates to 0 for i64) or more
+ * elements than can be made. */
 NB_API nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype);
 /* 1-d tensor of `steps` evenly spaced values from start to end inclusive, like torch.linspace. */
 NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype);

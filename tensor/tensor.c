@@ -202,6 +202,18 @@ nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype)
     if (!isfinite(start) || !isfinite(end) || !isfinite(step) || step == 0)
         return nbi_error(NB_ERR_VALUE, "nb_arange: need finite start, end and a nonzero step (got %g, %g, %g)",
                          start, end, step);
+    if (dtype == NB_I64) {
+        /* PyTorch converts the three to the integer type first: arange(0.5, 3, 1) is 0, 1, 2, and a step that
+         * truncates to 0 is an error rather than a repeated value */
+        if (!value_fits(dtype, start, "nb_arange") || !value_fits(dtype, end, "nb_arange") ||
+            !value_fits(dtype, step, "nb_arange"))
+            return NULL;
+        start = trunc(start), end = trunc(end);
+        if (trunc(step) == 0)
+            return nbi_error(NB_ERR_VALUE, "nb_arange: step %g truncates to 0 in an i64 tensor (start, end and step "
+                             "are converted to i64 first, as in PyTorch)", step);
+        step = trunc(step);
+    }
     double count = ceil((end - start) / step);
     if (count < 0) count = 0;
     if (count > 1e15) return nbi_error(NB_ERR_VALUE, "nb_arange: %g elements requested", count);

@@ -52,6 +52,13 @@ START_TEST(arange)
     ck_assert_int_eq(nb_dtype_of(a), NB_I64);
     ck_assert_values(a, 0, 0, 1, 2, 3, 4);
     ck_assert_values(nb_arange(0, 10, 3, NB_I64), 0, 0, 3, 6, 9);
+    /* i64 truncates start, end and step first, as torch.arange(..., dtype=torch.int64) */
+    ck_assert_values(nb_arange(0.5, 3, 1, NB_I64), 0, 0, 1, 2);
+    ck_assert_values(nb_arange(0, 3.7, 1, NB_I64), 0, 0, 1, 2);
+    ck_assert_values(nb_arange(1.5, 4.5, 1.9, NB_I64), 0, 1, 2, 3);
+    ck_assert_values(nb_arange(-0.5, -3.5, -1, NB_I64), 0, 0, -1, -2);
+    ck_assert_ptr_null(nb_arange(0, 2.5, 0.5, NB_I64));
+    ck_assert_error(NB_ERR_VALUE, "nb_arange", "step 0.5 truncates to 0");
     /* negative step: values > end */
     ck_assert_values(nb_arange(5, 0, -1.5, NB_F64), 0, 5, 3.5, 2, 0.5);
     ck_assert_values(nb_arange(2, -2, -1, NB_F32), 0, 2, 1, 0, -1);
