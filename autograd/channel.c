@@ -44,8 +44,6 @@ nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *r
     int64_t C = x->shape[1];
     for (int i = 0; i < 4; i++)
         if (t[i] && !check_channel_tensor(fn, names[i], t[i], C, xs)) return NULL;
-    if ((weight == NULL) != (bias == NULL))
-        return nbi_error(NB_ERR_ARG, "%s: weight and bias must be given together (or both NULL)", fn);
     if (!(eps >= 0 && isfinite(eps))) return nbi_error(NB_ERR_ARG, "%s: eps must be finite and >= 0, got %g", fn, eps);
     if (!(momentum >= 0 && momentum <= 1))
         return nbi_error(NB_ERR_ARG, "%s: momentum must be in [0, 1], got %g", fn, momentum);
@@ -59,7 +57,8 @@ nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *r
             return nbi_error(NB_ERR_ARG, "%s: %s is an expanded tensor: its %lld channels are one element in memory, "
                              "which cannot hold per-channel statistics", fn, names[i], (long long)C);
     int64_t count = x->numel / (C ? C : 1);
-    if (training && count <= 1)
+    /* an empty batch gives an empty result and leaves the running statistics alone, as in PyTorch */
+    if (training && count == 1)
         return nbi_error(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got input %s", fn, xs);
 
     /* The statistics reduce every dim but 1; per-channel tensors broadcast as (C, 1, ..., 1). */
@@ -77,7 +76,7 @@ nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *r
         nb_tensor *centered = nb_sub(input, mean);
         nb_tensor *var = nb_mean(nb_square(centered), nd, dims, true);
         y = nb_mul(centered, nb_rsqrt(nb_add_scalar(var, eps)));
-        if (y && running_mean) {
+        if (y && running_mean && count > 0) {
             nb_no_grad_begin();
             nb_tensor *m1 = nb_reshape(mean, 1, &C), *v1 = nb_reshape(var, 1, &C);
             nb_tensor *new_mean = nb_add(nb_mul_scalar(running_mean, 1 - momentum), nb_mul_scalar(m1, momentum));
@@ -90,7 +89,8 @@ nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *r
         nb_tensor *rm = nb_reshape(running_mean, cnd, cshape), *rv = nb_reshape(running_var, cnd, cshape);
         y = nb_mul(nb_sub(input, rm), nb_rsqrt(nb_add_scalar(rv, eps)));
     }
-    if (weight) y = nb_add(nb_mul(y, nb_reshape(weight, cnd, cshape)), nb_reshape(bias, cnd, cshape));
+    if (weight) y = nb_mul(y, nb_reshape(weight, cnd, cshape));
+    if (bias) y = nb_add(y, nb_reshape(bias, cnd, cshape));
     return scoped_result(y);
 }
 

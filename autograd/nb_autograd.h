@@ -406,8 +406,9 @@ NB_API nb_tensor *nb_adaptive_avg_pool2d(nb_tensor *input, int64_t out_h, int64_
  * training: mean and biased var of the batch over every dim but 1 (which need more than one value per channel);
  * running_mean and running_var (C), when not NULL, are updated in place without a graph:
  *     r = (1 - momentum) r + momentum batch_stat   (the variance unbiased, N/(N-1) times the batch's)
- * eval (training false): mean and var are running_mean and running_var (then required). weight and bias (C) or
- * NULL (no affine transform). momentum in [0, 1], eps >= 0 finite. Gradients flow to input, weight and bias. */
+ * eval (training false): mean and var are running_mean and running_var (then required). weight and bias (C), each
+ * or both NULL (then no scaling, no shift). momentum in [0, 1], eps >= 0 finite. Gradients flow to input, weight
+ * and bias. An empty batch gives an empty result and leaves the running statistics unchanged (as PyTorch). */
 NB_API nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_tensor *running_var,
                                 nb_tensor *weight, nb_tensor *bias, bool training, double momentum, double eps);
 /* Channel dropout (Dropout2d): in training, zeroes each whole channel input[n, c] of an (N, C, H, W) (or (N, C, L))

@@ -416,6 +416,46 @@ START_TEST(batch_norm_matches_torch)
 }
 END_TEST
 
+/* weight or bias alone (F.batch_norm takes either): the same as the other one at its neutral value, with
+ * gradients; an empty batch trains to an empty result and leaves the running statistics alone (PyTorch 1.13). */
+static nb_tensor *f_bn_weight_only(nb_tensor *const *in, void *u)
+{
+    (void)u;
+    return nb_batch_norm(in[0], NULL, NULL, in[1], NULL, true, 0.1, 1e-5);
+}
+static nb_tensor *f_bn_bias_only(nb_tensor *const *in, void *u)
+{
+    (void)u;
+    return nb_batch_norm(in[0], NULL, NULL, NULL, in[1], true, 0.1, 1e-5);
+}
+
+START_TEST(batch_norm_weight_or_bias_alone_and_empty_batch)
+{
+    nb_scope_begin();
+    nb_tensor *x = PX(4, 3, 3, 2), *w = PW(3), *b = PB(3);
+    nb_tensor *ones = nb_ones(NB_SHAPE(3), NB_F64), *zeros = nb_zeros(NB_SHAPE(3), NB_F64);
+    nb_tensor *wy = nb_batch_norm(x, NULL, NULL, w, NULL, true, 0.1, 1e-5);
+    nb_tensor *by = nb_batch_norm(x, NULL, NULL, NULL, b, true, 0.1, 1e-5);
+    ck_assert_tensor(wy);
+    ck_assert_tensor(by);
+    nb_tensor *w0 = nb_batch_norm(x, NULL, NULL, w, zeros, true, 0.1, 1e-5);
+    nb_tensor *b1 = nb_batch_norm(x, NULL, NULL, ones, b, true, 0.1, 1e-5);
+    ck_assert_double_eq(nb_item(nb_max(nb_abs(nb_sub(wy, w0)))), 0);
+    ck_assert_double_eq(nb_item(nb_max(nb_abs(nb_sub(by, b1)))), 0);
+    nb_tensor *a[2] = {nbt_leaf(NB_SHAPE(3, 2, 2, 2), 51), nbt_leaf(NB_SHAPE(2), 52)};
+    ck_assert_gradcheck(f_bn_weight_only, NULL, 2, a, true);
+    ck_assert_gradcheck(f_bn_bias_only, NULL, 2, a, true);
+
+    nb_tensor *rm = T_F32(NB_SHAPE(3), 0.5, -1, 2), *rv = T_F32(NB_SHAPE(3), 1, 2, 3);
+    nb_tensor *y = nb_batch_norm(nb_zeros(NB_SHAPE(0, 3, 2, 2), NB_F32), rm, rv, NULL, NULL, true, 0.1, 1e-5);
+    ck_assert_tensor(y);
+    ck_assert_shape(y, 0, 3, 2, 2);
+    ck_assert_values(rm, 0, 0.5, -1, 2);
+    ck_assert_values(rv, 0, 1, 2, 3);
+    nb_scope_end();
+}
+END_TEST
+
 START_TEST(batch_norm2d_layer_train_and_eval)
 {
     nb_module *bn = nb_batch_norm2d_new(3, 1e-5, 0.1, true);
@@ -692,8 +732,6 @@ START_TEST(pool_and_norm_errors)
     ck_assert_error(NB_ERR_SHAPE, "nb_batch_norm", "running_mean", "(3)", "(4)");
     ck_assert_ptr_null(nb_batch_norm(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5));
     ck_assert_error(NB_ERR_ARG, "nb_batch_norm", "evaluation mode needs running_mean");
-    ck_assert_ptr_null(nb_batch_norm(x, NULL, NULL, c3, NULL, true, 0.1, 1e-5));
-    ck_assert_error(NB_ERR_ARG, "nb_batch_norm", "weight and bias");
     ck_assert_ptr_null(nb_batch_norm(x, NULL, NULL, NULL, NULL, true, 1.5, 1e-5));
     ck_assert_error(NB_ERR_ARG, "nb_batch_norm", "momentum", "1.5");
     ck_assert_ptr_null(nb_batch_norm(x, NULL, NULL, NULL, NULL, true, 0.1, -1));
@@ -776,6 +814,7 @@ Suite *make_suite(void)
     tcase_add_test(values, f32_agrees_with_f64);
     tcase_add_test(values, chunked_case_is_consistent);
     tcase_add_test(values, batch_norm_matches_torch);
+    tcase_add_test(values, batch_norm_weight_or_bias_alone_and_empty_batch);
     tcase_add_test(values, dropout2d_drops_whole_channels);
     suite_add_tcase(s, values);
     TCase *grads = tcase_create("gradients");
