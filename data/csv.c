@@ -89,6 +89,23 @@ static int64_t parse_header(const char *path, line l, char ***names_out)
     return cols;
 }
 
+/* The first 40 bytes of [b, e) for a message, with control bytes (a form feed, a NUL inside the cell) and
+ * backslashes escaped (\x0c, \\): printed raw they would be invisible, or cut the message short. Bytes from
+ * 0x80 up are left alone: they are UTF-8 text, readable as it is. */
+#define SHOWN_BYTES 40
+static const char *shown(const char *b, const char *e, char out[4 * SHOWN_BYTES + 4])
+{
+    char *o = out;
+    for (const char *p = b; p < e && p - b < SHOWN_BYTES; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f) o += sprintf(o, "\\x%02x", c);
+        else if (c == '\\') o += sprintf(o, "\\\\");
+        else *o++ = (char)c;
+    }
+    *o = 0;
+    return out;
+}
+
 /* Parses the cells of data line `lineno` into row[0..cols). Writes NULs into the line (the buffer is ours). */
 static bool parse_row(const char *path, line l, int64_t lineno, int64_t cols, char **names, double *row)
 {
@@ -108,17 +125,17 @@ static bool parse_row(const char *path, line l, int64_t lineno, int64_t cols, ch
             return false;
         }
         *e = 0;
-        char *stop;
+        char *stop, text[4 * SHOWN_BYTES + 4];
         errno = 0;
         double v = strtod(b, &stop);
         if (stop != e) {
-            nbi_error(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld (%s): \"%.40s\" is not a number", path,
-                      (long long)lineno, (long long)c + 1, names[c], b);
+            nbi_error(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld (%s): \"%s\" is not a number", path,
+                      (long long)lineno, (long long)c + 1, names[c], shown(b, e, text));
             return false;
         }
         if (errno == ERANGE && isinf(v)) {
-            nbi_error(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld (%s): %.40s is out of range", path,
-                      (long long)lineno, (long long)c + 1, names[c], b);
+            nbi_error(NB_ERR_FORMAT, FN ": %s: line %lld, column %lld (%s): %s is out of range", path,
+                      (long long)lineno, (long long)c + 1, names[c], shown(b, e, text));
             return false;
         }
         row[c] = v;
@@ -145,6 +162,23 @@ nb_csv *nb_csv_read(const char *path)
     size_t size;
     char *text = (char *)nbi_read_file(FN, path, &size);
     if (!text) return NULL;
+    /* Data sets ship as .csv.gz too; parsed as text, the compressed bytes would become the column names. */
+    if (nbi_is_gzip((const unsigned char *)text, size)) {
+        size_t n;
+        unsigned char *raw = nbi_gunzip(FN, path, (const unsigned char *)text, size, &n);
+        free(text);
+        if (!raw) return NULL;
+        /* the spare zero byte nbi_read_file leaves after the text: parse_row may write a NUL there */
+        char *grown = realloc(raw, n + 1);
+        if (!grown) {
+            free(raw);
+            return nbi_error(NB_ERR_NOMEM, FN ": %s: out of memory for the decompressed text", path);
+        }
+        nbi_count_system_alloc();
+        text = grown;
+        text[n] = 0;
+        size = n;
+    }
     char *p = text, *end = text + size;
     if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3; /* a UTF-8 byte order mark */
 

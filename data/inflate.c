@@ -524,9 +524,14 @@ unsigned char *nbi_gunzip(const char *fn, const char *path, const unsigned char 
     /* At best DEFLATE spends 2 bits on 258 bytes (a 1-bit length code, a 1-bit distance code), so no valid
      * input of `size` bytes decompresses to more than 1032 * size bytes. */
     s->max_len = size <= (SIZE_MAX - 4096) / 1032 ? size * 1032 + 4096 : SIZE_MAX;
-    /* The trailer's length (mod 2^32) is only a hint: trust it when it is possible, and grow otherwise. */
+    /* The trailer's length (mod 2^32) is only a hint, and unchecked until the end: a corrupted one must not make
+     * the first allocation gigabytes (which could fail as NB_ERR_NOMEM before the corruption is found). It is
+     * trusted up to 8 times the input plus 64 KiB, more than ordinary data shrinks by; beyond that, or without a
+     * hint, the buffer starts at that size and grows geometrically (reserve). */
     size_t hint = size >= 18 ? le32(data + size - 4) : 0;
-    s->cap = hint && hint <= s->max_len ? hint : size * 4 < s->max_len ? size * 4 + 64 : s->max_len;
+    size_t start = size < (SIZE_MAX - 65536) / 8 ? size * 8 + 65536 : SIZE_MAX;
+    if (start > s->max_len) start = s->max_len;
+    s->cap = hint && hint < start ? hint : start;
     s->out = malloc(s->cap ? s->cap : 1);
     if (!s->out) {
         size_t cap = s->cap;

@@ -34,9 +34,11 @@ typedef struct nb_csv {
     char **names;     /* cols strings */
     nb_tensor *values; /* (rows, cols) f64 */
 } nb_csv;
-/* Reads path; blank lines at the end are ignored; every row must have the header's column count and numeric
- * cells (NB_ERR_FORMAT naming line and column otherwise). Lines end with LF, CRLF or a lone CR (classic Mac),
- * mixed freely, as in Python's universal newlines; line numbers in messages count every such terminator. */
+/* Reads path, raw or gzip compressed (detected from the content, decompressed as nb_read_idx does); blank lines
+ * at the end are ignored; every row must have the header's column count and numeric cells (NB_ERR_FORMAT naming
+ * line and column otherwise, with control bytes of the cell shown escaped, as \x0c). Lines end with LF, CRLF or a
+ * lone CR (classic Mac), mixed freely, as in Python's universal newlines; line numbers in messages count every
+ * such terminator. */
 NB_API nb_csv *nb_csv_read(const char *path);
 NB_API void nb_csv_free(nb_csv *csv);
 /* Index of the column named name, or -1. */
@@ -50,9 +52,11 @@ NB_API const char *nb_data_dir(const char *dir_flag);
  * Preprocessing (all return new tensors; x is (N, F))
  * ---------------------------------------------------------------------------------------------- */
 /* Standardization fitted on training data: mean and std (biased, as scikit-learn's StandardScaler) per column;
- * columns with std 0 are centered but left unscaled. fit() overwrites *s without reading it; the f64 tensors it
- * stores belong to s whatever scope is open (_free releases them). apply() computes (x - mean) / std in x's
- * dtype (f32 for integer x), with differentiable ops. */
+ * columns with std 0 are centered but left unscaled. As in scikit-learn, a column whose variance is within the
+ * rounding error of its computation, var <= n * eps * var + (n * eps * mean)^2 with n rows and eps = DBL_EPSILON
+ * (values such as 0.3 and 0.1 + 0.2), counts as constant: its std is stored as 0. fit() overwrites *s without
+ * reading it; the f64 tensors it stores belong to s whatever scope is open (_free releases them). apply()
+ * computes (x - mean) / std in x's dtype (f32 for integer x), with differentiable ops. */
 typedef struct nb_standardizer {
     nb_tensor *mean, *std; /* (F) */
 } nb_standardizer;

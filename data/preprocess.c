@@ -44,7 +44,11 @@ static nbi_tensor *resolve_matrix(const char *fn, nb_tensor *xh)
 
 /* Per column: minimum, maximum and (when mean/std are not NULL) mean and biased standard deviation, in two
  * passes (the two-pass variance has no catastrophic cancellation). A constant column gets exactly its value
- * as mean and 0 as std, so that apply() maps it to exactly 0. */
+ * as mean and 0 as std, so that apply() maps it to exactly 0. A column whose values differ only by rounding
+ * (0.3 and 0.1 + 0.2) has a variance of the order of its own rounding error: dividing by its square root would
+ * blow that noise up to +-1. Like scikit-learn's StandardScaler (_is_constant_feature: the error bound of the
+ * two-pass variance, Chan, Golub and LeVeque), a variance var <= n eps var + (n eps mean)^2, eps the f64
+ * machine epsilon, counts as constant: std 0 (the column is centered, not scaled). */
 static nb_status column_stats(const char *fn, nbi_tensor *x, double *mn, double *mx, double *mean, double *std)
 {
     int64_t n = x->shape[0], f = x->shape[1];
@@ -79,11 +83,14 @@ static nb_status column_stats(const char *fn, nbi_tensor *x, double *mn, double 
         }
 #undef AT
     for (int64_t j = 0; j < f; j++) {
+        double var = std[j] / (double)n, bound = (double)n * DBL_EPSILON * mean[j];
         if (mn[j] == mx[j]) {
             mean[j] = mn[j];
             std[j] = 0;
+        } else if (var <= (double)n * DBL_EPSILON * var + bound * bound) {
+            std[j] = 0;
         } else {
-            std[j] = sqrt(std[j] / (double)n);
+            std[j] = sqrt(var);
         }
     }
     return NB_OK;

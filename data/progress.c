@@ -115,7 +115,9 @@ static int compose(const nb_progress *p, char *line, bool bar, bool done, const 
     else append(line, &len, "epoch %lld", (long long)(p->epoch + 1));
     int64_t shown = p->step + 1;
     if (bar && p->total_steps > 0) {
-        int64_t fill = shown >= p->total_steps ? BAR_WIDTH : shown * BAR_WIDTH / p->total_steps;
+        /* the ratio in double: shown * BAR_WIDTH overflows int64 for step counts near its range */
+        int64_t fill = shown >= p->total_steps ? BAR_WIDTH
+                                               : (int64_t)((double)shown / (double)p->total_steps * BAR_WIDTH);
         append(line, &len, " [");
         for (int64_t i = 0; i < BAR_WIDTH; i++) append(line, &len, "%c", i < fill ? '=' : (i == fill ? '>' : ' '));
         append(line, &len, "] %lld/%lld", (long long)shown, (long long)p->total_steps);
@@ -133,10 +135,13 @@ static int compose(const nb_progress *p, char *line, bool bar, bool done, const 
         fmt_duration(dur, sizeof dur, elapsed);
         append(line, &len, "  %s", dur);
     } else if (p->total_steps > 0 && p->steps_done > 0) {
-        int64_t left = p->total_steps - shown;
+        /* Counted in double: the steps of the later epochs overflow int64 for epoch counts near its range, and
+         * an ETA that long only needs to read "?". */
+        double left = (double)p->total_steps - (double)shown;
         if (left < 0) left = 0;
-        if (p->epochs > p->epoch + 1) left += (p->epochs - p->epoch - 1) * p->total_steps;
-        fmt_duration(dur, sizeof dur, elapsed / (double)p->steps_done * (double)left);
+        double later = (double)p->epochs - (double)p->epoch - 1;
+        if (later > 0) left += later * (double)p->total_steps;
+        fmt_duration(dur, sizeof dur, elapsed / (double)p->steps_done * left);
         append(line, &len, "  ETA %s", dur);
     }
     if (extra && *extra) append(line, &len, "  %s", extra);

@@ -151,6 +151,15 @@ static nb_tensor *read_idx(const char *program, const char *dir, const char *sub
     return t;
 }
 
+/* Prints "program: dir/sub/name <what>" and exits 1 (stopping every rank). */
+static _Noreturn void bad_set_file(const char *program, const char *dir, const char *sub, const char *name,
+                                   const char *what)
+{
+    char message[3 * 4096];
+    snprintf(message, sizeof message, "%s: %s/%s/%s %s", program, dir, sub, name, what);
+    stop(message);
+}
+
 bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d)
 {
     *d = (ex_image_set){0};
@@ -164,18 +173,44 @@ bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex
         ex_free_image_set(d);
         return false;
     }
-    /* A labels file of another set would otherwise pair images with the wrong labels, or evaluate a prefix. */
+    /* Checked here, naming the file: a wrong shape would otherwise surface as an nb_reshape error naming no file
+     * (or not at all: 14x56 images reshape to 784 pixels too), an empty set as an accuracy of 0/0 or an epoch
+     * without a step, a labels file of another set would pair images with the wrong labels, and a label beyond
+     * the 10 classes would stop the run only when the confusion matrix meets it. */
     nb_tensor *labels[2] = {d->train_y, d->test_y};
     static const char *const names[2][2] = {{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
                                              {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}};
+    static const char *const uses[2] = {"train on", "test on"};
     for (int i = 0; i < 2; i++) {
-        int64_t images = nb_size(raw[i], 0), count = nb_size(labels[i], 0);
-        if (nb_ndim(labels[i]) != 1 || images != count) {
-            char message[3 * 4096];
-            snprintf(message, sizeof message, "%s: %s/%s/%s holds %lld labels but %s/%s/%s holds %lld images", program,
-                     dir, sub, names[i][1], (long long)count, dir, sub, names[i][0], (long long)images);
-            stop(message);
+        char shape[128], what[4096 + 256];
+        const int64_t *s = nb_shape(raw[i]);
+        if (nb_ndim(raw[i]) != 3 || s[1] != 28 || s[2] != 28) {
+            snprintf(what, sizeof what, "has shape %s: expected images of 28 x 28 pixels, (N, 28, 28)",
+                     nb_shape_str(raw[i], shape, sizeof shape));
+            bad_set_file(program, dir, sub, names[i][0], what);
         }
+        if (s[0] < 1) {
+            snprintf(what, sizeof what, "has too few rows (0): need at least 1 image to %s", uses[i]);
+            bad_set_file(program, dir, sub, names[i][0], what);
+        }
+        if (nb_ndim(labels[i]) != 1) {
+            snprintf(what, sizeof what, "has shape %s: expected one label per image, (N)",
+                     nb_shape_str(labels[i], shape, sizeof shape));
+            bad_set_file(program, dir, sub, names[i][1], what);
+        }
+        int64_t images = s[0], count = nb_size(labels[i], 0);
+        if (images != count) {
+            snprintf(what, sizeof what, "holds %lld labels but %s/%s/%s holds %lld images", (long long)count, dir,
+                     sub, names[i][0], (long long)images);
+            bad_set_file(program, dir, sub, names[i][1], what);
+        }
+        const int64_t *y = nb_data(labels[i]);
+        for (int64_t k = 0; k < count; k++)
+            if (y[k] < 0 || y[k] > 9) {
+                snprintf(what, sizeof what, "has label %lld at row %lld: the classes are 0..9", (long long)y[k],
+                         (long long)k);
+                bad_set_file(program, dir, sub, names[i][1], what);
+            }
     }
     nb_tensor **out[2] = {&d->train_x, &d->test_x};
     for (int i = 0; i < 2; i++) {
@@ -202,6 +237,12 @@ double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tenso
 {
     const int64_t chunk = 1000;
     int64_t n = nb_size(x, 0), correct = 0;
+    if (n < 1) { /* 0 / 0 would print as an accuracy of nan */
+        char message[256];
+        snprintf(message, sizeof message, "%s: too few rows (%lld) to measure an accuracy on: need at least 1",
+                 program, (long long)n);
+        stop(message);
+    }
     int world = nb_dist_world_size(), rank = nb_dist_rank();
     int64_t first = n * rank / world, end = n * (rank + 1) / world; /* this rank's rows */
     /* With several ranks the predictions go to a matrix of this rank's own, summed over the ranks below. */
@@ -301,6 +342,12 @@ double ex_train_epoch(const char *program, nb_module *model, nb_optimizer *opt, 
         sum = totals[0];
         count = (int64_t)totals[1];
         nb_param_list_free(params);
+    }
+    if (count == 0) { /* an epoch without a step trains nothing, and its mean loss would be nan */
+        char message[256];
+        snprintf(message, sizeof message, "%s: too few rows to train on: epoch %lld had no batch", program,
+                 (long long)(epoch + 1));
+        stop(message);
     }
     return sum / (double)count;
 }

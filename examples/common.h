@@ -38,21 +38,24 @@ typedef struct ex_image_set {
     nb_tensor *train_x, *train_y, *test_x, *test_y;
 } ex_image_set;
 /* Reads dir/sub/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. Returns false when a file is absent (the caller
- * skips), after printing on stderr which one; exits with a message, prefixed by program, when a file is present but
- * unreadable or when a labels file does not hold one label per image. */
+ * skips), after printing on stderr which one; exits with a message, prefixed by program and naming the file, when a
+ * file is present but unreadable, when the images are not (N, 28, 28) with N >= 1, or when a labels file does not
+ * hold one label (0..9) per image. */
 bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d);
 void ex_free_image_set(ex_image_set *d);
 /* Accuracy of a classifier on (x, y), evaluated in chunks in eval mode without recording a graph; adds the
  * predictions to c when not NULL. Exits with nabla's message on an error. With several ranks (ex_dist_init under
  * mpirun) each rank evaluates its own contiguous part of the rows and the counts (and c's) are summed over the
- * ranks, so every rank returns the same accuracy: every rank must call it. */
+ * ranks, so every rank returns the same accuracy: every rank must call it. Exits with a message when x has no
+ * rows. */
 double ex_accuracy(const char *program, nb_module *model, nb_tensor *x, nb_tensor *y, nb_confusion *c);
 
 /* One epoch of mini-batch training: for each batch of it, loss_fn(model(x), y), backward, optimizer step, each
  * batch in its own scope. With progress (may be NULL), reports each step as step `step` of `epoch`, with the
  * batch accuracy when the targets are class indices (i64) and the output (N, classes). Returns the
  * sample-weighted mean loss of the epoch; exits with nabla's message, prefixed by program, on any error, and
- * through ex_check_loss (naming epoch + 1) when a batch's loss is not finite.
+ * through ex_check_loss (naming epoch + 1) when a batch's loss is not finite, and with a message when the epoch
+ * has no batch at all (no training rows).
  * With several ranks the gradients are averaged over them between backward and the optimizer step
  * (nb_dist_allreduce_grads), the loss returned is the mean over every rank's samples, and the progress counts
  * every rank's samples (its loss and accuracy are this rank's). */

@@ -264,11 +264,14 @@ static void sample_windows(const corpus *c, const int64_t *pieces, int64_t n_pie
     }
 }
 
-static void make_eval_windows(corpus *c, int64_t count, int64_t T, uint64_t seed)
+/* eval_batches * batch windows of T characters; main has checked that their products fit (windows_fit). */
+static void make_eval_windows(corpus *c, int64_t eval_batches, int64_t batch, int64_t T, uint64_t seed)
 {
     nb_generator g;
     nb_generator_seed(&g, seed);
-    int64_t *x = xmalloc((size_t)(count * T) * sizeof *x), *y = xmalloc((size_t)(count * T) * sizeof *y);
+    int64_t count = eval_batches * batch;
+    int64_t *x = ex_alloc_for(program, "--eval-batches", eval_batches, 0, batch * T, sizeof *x);
+    int64_t *y = ex_alloc_for(program, "--eval-batches", eval_batches, 0, batch * T, sizeof *y);
     sample_windows(c, c->val, c->n_val, count, T, &g, x, y);
     c->eval_x = nb_from_array(x, NB_SHAPE(count, T), NB_I64);
     c->eval_y = nb_from_array(y, NB_SHAPE(count, T), NB_I64);
@@ -369,7 +372,8 @@ static double train(nb_module *model, nb_param_list *params, const corpus *c, co
     int64_t rounds = every > 0 ? (o->steps + every - 1) / every : 0;
     nb_progress *progress = nb_progress_new(stderr, rounds, every, every / 4 > 0 ? every / 4 : 1);
     if (!progress) fail();
-    int64_t *x = xmalloc((size_t)(B * T) * sizeof *x), *y = xmalloc((size_t)(B * T) * sizeof *y);
+    int64_t *x = ex_alloc_for(program, "--batch", B, 0, T, sizeof *x);
+    int64_t *y = ex_alloc_for(program, "--batch", B, 0, T, sizeof *y);
     double seconds = 0, interval_loss = 0;
     int64_t interval_steps = 0;
     for (int64_t step = 0; step < o->steps; step++) {
@@ -472,6 +476,23 @@ static int64_t meta_int(const nb_metadata *m, const char *key, int64_t fallback)
     return v ? atoll(v) : fallback;
 }
 
+/* The batches (--batch windows of --context characters) and the validation windows (--eval-batches such batches)
+ * are counted with int64 products, and held twice (inputs and targets, as arrays and as tensors): sizes whose
+ * products overflow, or whose validation windows alone exceed the machine's memory, are refused before anything is
+ * allocated. The products are taken in double, which cannot overflow. */
+static bool windows_fit(int64_t batch, int64_t eval_batches, int64_t context)
+{
+    double tokens = (double)eval_batches * (double)batch * (double)context;
+    double bytes = 4 * sizeof(int64_t) * tokens, memory = ex_physical_memory();
+    if (bytes < 0x1p62 && !(memory > 0 && bytes > memory)) return true;
+    fprintf(stderr, "%s: --batch %lld --eval-batches %lld --context %lld are too large: %.3g validation characters "
+                    "would need %.3g GB", program, (long long)batch, (long long)eval_batches, (long long)context,
+            tokens, bytes / 1e9);
+    if (memory > 0) fprintf(stderr, "; this machine has %.3g GB", memory / 1e9);
+    fprintf(stderr, "\n");
+    return false;
+}
+
 typedef struct finetune_result {
     double after, forget, seconds, peak;
     int64_t params;
@@ -539,6 +560,7 @@ int main(int argc, char **argv)
                 (long long)width, (long long)context, n_params, n_params * 16 / 1e9, memory / 1e9);
         return 2;
     }
+    if (!windows_fit(batch, eval_batches, context)) return 2;
 
     /* The texts: given paths must exist; the default ones are a skip when absent. */
     const char *dir = nb_data_dir(data);
@@ -583,6 +605,7 @@ int main(int argc, char **argv)
         heads = meta_int(&loaded_meta, "n_head", heads);
         width = meta_int(&loaded_meta, "n_embd", width);
         untied = meta_int(&loaded_meta, "tie_weights", 1) == 0;
+        if (!windows_fit(batch, eval_batches, context)) return 2; /* the model's context, not the flag's */
     } else {
         uint32_t *texts[2] = {text, ft_text};
         int64_t lengths[2] = {n_text, n_ft};
@@ -599,10 +622,10 @@ int main(int argc, char **argv)
     free(text);
     free(ft_text);
     split_corpus(&pre, context, val_fraction, (uint64_t)seed + 1);
-    make_eval_windows(&pre, eval_batches * batch, context, (uint64_t)seed + 2);
+    make_eval_windows(&pre, eval_batches, batch, context, (uint64_t)seed + 2);
     if (finetune) {
         split_corpus(&ft, context, val_fraction, (uint64_t)seed + 3);
-        make_eval_windows(&ft, eval_batches * batch, context, (uint64_t)seed + 4);
+        make_eval_windows(&ft, eval_batches, batch, context, (uint64_t)seed + 4);
     }
     printf("%s: %s: %lld characters (%lld training pieces of %lld, %lld held out)", program, text_path,
            (long long)pre.n, (long long)pre.n_train, (long long)pre.piece, (long long)pre.n_val);
@@ -645,7 +668,7 @@ int main(int argc, char **argv)
         pre_seconds = train(model, params, &pre, &o, &gen, 1, pre_only, &val_loss);
         printf("pretraining: %lld steps in %.1f s (%.0f ms/step, %.0f characters/s); val_loss %.4f vs unigram "
                "%.4f, bigram %.4f\n", (long long)steps, pre_seconds, 1000 * pre_seconds / (double)steps,
-               (double)(steps * batch * context) / pre_seconds, val_loss, unigram, bigram);
+               (double)steps * (double)(batch * context) / pre_seconds, val_loss, unigram, bigram);
     }
     int64_t start_token = vocab_index(&v, '\n') >= 0 ? vocab_index(&v, '\n') : 0;
     if (sample_len > 0) {

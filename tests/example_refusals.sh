@@ -27,5 +27,66 @@ check 2 "--lr expects a finite number, got 'nan'" "$dir/regression" --lr nan
 check 2 'unknown argument' "$dir/moons" --no-such-flag
 check 2 'would need [0-9.e+]+ GB to train; this machine has' "$dir/tiny_gpt" --layers 1000000000
 check 2 'would need [0-9.e+]+ GB to train' "$dir/tiny_gpt" --width 4000000000 --heads 1
-echo "$((6 - failed)) passed, $failed failed"
+# Products of --batch, --eval-batches and --context that overflow int64 (they sized buffers that were then overrun)
+check 2 '--batch 2305843009213693953 --eval-batches 8 --context 64 are too large' "$dir/tiny_gpt" \
+    --batch 2305843009213693953
+check 2 '--batch 1 --eval-batches 2305843009213693953 --context 8 are too large' "$dir/tiny_gpt" \
+    --eval-batches 2305843009213693953 --batch 1 --context 8
+checks=8
+
+# Malformed MNIST sets: refused when loaded, naming the file, instead of training on nothing, printing an accuracy
+# of nan, or failing later without a file name. The files are uncompressed IDX (nb_read_idx tells them from gzip by
+# their content) of a few images. An MPI build starts MPI even in a world of one: Open MPI refuses root without the
+# first two, and its own leaks would fill a sanitized build's messages (the settings of mpi_test_env, meson.build).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mca_base_component_disable_dlclose=1
+supp="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/dist_lsan.supp"
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$supp:fast_unwind_on_malloc=0:print_suppressions=0"
+sets=$(mktemp -d)
+trap 'rm -rf "$sets"' EXIT
+byte() { printf "\\$(printf %03o "$1")"; }
+# idx FILE FILL DIM...: an IDX file of unsigned bytes of the given sizes, every byte FILL (an octal escape)
+idx() {
+    local file=$1 fill=$2 count=1 d
+    shift 2
+    {
+        printf '\0\0\10'
+        byte $#
+        for d in "$@"; do
+            byte $((d >> 24 & 255)); byte $((d >> 16 & 255)); byte $((d >> 8 & 255)); byte $((d & 255))
+            count=$((count * d))
+        done
+        head -c "$count" /dev/zero | tr '\0' "$fill"
+    } >"$file"
+}
+# mnist_set NAME TRAIN_IMAGES TRAIN_LABELS TEST_IMAGES TEST_LABELS: each "FILL DIM..." for idx
+mnist_set() {
+    local d=$sets/$1/mnist
+    mkdir -p "$d"
+    idx "$d/train-images-idx3-ubyte.gz" $2
+    idx "$d/train-labels-idx1-ubyte.gz" $3
+    idx "$d/t10k-images-idx3-ubyte.gz" $4
+    idx "$d/t10k-labels-idx1-ubyte.gz" $5
+}
+mnist_set empty_test '\0 3 28 28' '\0 3' '\0 0 28 28' '\0 0'
+mnist_set empty_train '\0 0 28 28' '\0 0' '\0 2 28 28' '\0 2'
+mnist_set labels_2d '\0 3 28 28' '\0 3 1' '\0 2 28 28' '\0 2'
+mnist_set images_1d '\0 3' '\0 3' '\0 2 28 28' '\0 2'
+mnist_set images_14x56 '\0 3 14 56' '\0 3' '\0 2 28 28' '\0 2'
+mnist_set label_10 '\0 3 28 28' '\0 3' '\0 2 28 28' '\12 2'
+mnist_set count_mismatch '\0 3 28 28' '\0 2' '\0 2 28 28' '\0 2'
+# finetune pretrains on digits 0-4: a test set of 7s leaves it nothing to measure the accuracy on
+mnist_set no_test_digit '\0 3 28 28' '\0 3' '\0 2 28 28' '\7 2'
+mlp() { check 1 "$1" "$dir/mnist_mlp" --data "$sets/$2" --epochs 1; }
+mlp 'mnist_mlp: .*/empty_test/mnist/t10k-images-idx3-ubyte.gz has too few rows \(0\): need at least 1 image to test' \
+    empty_test
+mlp 'mnist_mlp: .*/empty_train/mnist/train-images-idx3-ubyte.gz has too few rows \(0\)' empty_train
+mlp '/labels_2d/mnist/train-labels-idx1-ubyte.gz has shape \(3, 1\): expected one label per image' labels_2d
+mlp '/images_1d/mnist/train-images-idx3-ubyte.gz has shape \(3\): expected images of 28 x 28 pixels' images_1d
+mlp '/images_14x56/mnist/train-images-idx3-ubyte.gz has shape \(3, 14, 56\): expected' images_14x56
+mlp '/label_10/mnist/t10k-labels-idx1-ubyte.gz has label 10 at row 0: the classes are 0..9' label_10
+mlp '/count_mismatch/mnist/train-labels-idx1-ubyte.gz holds 2 labels but .*/train-images-idx3-ubyte.gz holds 3 images' \
+    count_mismatch
+check 1 'finetune: too few rows \(0\) to measure an accuracy on' "$dir/finetune" --data "$sets/no_test_digit" --epochs 1
+checks=$((checks + 8))
+echo "$((checks - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]

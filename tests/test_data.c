@@ -3,6 +3,8 @@
  * (tests/reference/data_reference.py). */
 #include "helpers.h"
 
+#include <time.h>
+
 /* The whole contents of a stream written by the code under test. */
 static char *read_back(FILE *f)
 {
@@ -111,6 +113,36 @@ START_TEST(constant_column_maps_to_exact_zero)
     ck_assert_values(nb_minmax_apply(&m, x), 0, 0, 0, 0, 0.5, 0, 1);
     nb_standardizer_free(&s);
     nb_minmax_free(&m);
+    nb_scope_end();
+}
+END_TEST
+
+/* Values that differ only by rounding (0.3 and 0.1 + 0.2, std 3.9e-17) count as constant, as in scikit-learn
+ * (_is_constant_feature: var <= n eps var + (n eps mean)^2): centered, not blown up to +-1.41. The bound is
+ * relative to the column's magnitude: a column of 1e-20s that truly varies is scaled, and steps of 1e-7 around
+ * 1e8 (a few ulps) are noise. */
+START_TEST(near_constant_column_is_not_scaled)
+{
+    nb_scope_begin();
+    const double third = 0.1 + 0.2; /* 0.30000000000000004 */
+    nb_tensor *x = T_F64(NB_SHAPE(4, 4), 0.3, 1e-20, 1e8, 1e8, third, 2e-20, 1e8 + 1e-7, 1e8 + 1e-6, 0.3, 3e-20, 1e8,
+                         1e8, third, 2e-20, 1e8 + 1e-7, 1e8 + 1e-6);
+    nb_standardizer s;
+    ck_assert_ok(nb_standardizer_fit(&s, x));
+    ck_assert_values(s.mean, 1e-6, 0.3, 2e-20, 1e8, 1e8);
+    ck_assert(nb_get_flat(s.std, 0) == 0 && nb_get_flat(s.std, 2) == 0);
+    ck_assert_close(nb_get_flat(s.std, 1), sqrt(0.5) * 1e-20, 1e-35);
+    ck_assert_close(nb_get_flat(s.std, 3), 4.992444982454465e-07, 1e-15);
+    nb_tensor *z = nb_standardizer_apply(&s, x);
+    /* scikit-learn's rule and two-pass statistics evaluated in Python's doubles */
+    ck_assert_values(z, 1e-6, 0, -sqrt(2), 0, -1.0148123461978307, 0, 0, 0, 0.9849649242508356, 0, sqrt(2), 0,
+                     -1.0148123461978307, 0, 0, 0, 0.9849649242508356);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(fabs(nb_get_flat(z, 4 * i)) < 1e-15, "row %d of the 0.3 column: %g", i, nb_get_flat(z, 4 * i));
+        ck_assert_msg(fabs(nb_get_flat(z, 4 * i + 2)) < 1e-6, "row %d of the 1e8 column: %g", i,
+                      nb_get_flat(z, 4 * i + 2));
+    }
+    nb_standardizer_free(&s);
     nb_scope_end();
 }
 END_TEST
@@ -931,6 +963,42 @@ START_TEST(progress_off_and_bar)
 }
 END_TEST
 
+/* Counts of steps beyond int64 (epochs * steps per epoch, or a step times the bar's width): the ETA and the bar are
+ * computed without overflow, so the ETA reads "?" (too long to show) and the bar stays proportional. */
+START_TEST(progress_huge_counts)
+{
+    setenv("NB_PROGRESS", "plain", 1);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    /* (epochs - 1) * total_steps is 2^64 here: wrapped around to 0, the ETA would be the last step's time */
+    const int64_t total = (int64_t)1 << 32;
+    nb_progress *p = nb_progress_new(f, total + 1, total, 1);
+    ck_assert_ptr_nonnull(p);
+    nanosleep(&(struct timespec){0, 2000000}, NULL); /* a step of 2 ms: the true ETA is 2^64 times longer */
+    nb_progress_update(p, 0, total - 2, 10, 1.0, NAN);
+    nb_progress_free(p);
+    char *text = read_back(f);
+    fclose(f);
+    ck_assert_msg(strstr(text, "step 4294967295/4294967296  loss 1.0000") && strstr(text, "ETA ?"), "%s", text);
+    free(text);
+
+    setenv("NB_PROGRESS", "bar", 1);
+    setenv("COLUMNS", "200", 1);
+    f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    p = nb_progress_new(f, 1, INT64_MAX, 1);
+    ck_assert_ptr_nonnull(p);
+    nb_progress_update(p, 0, INT64_MAX / 4, 10, 1.0, NAN); /* a quarter of the epoch */
+    nb_progress_free(p);
+    text = read_back(f);
+    fclose(f);
+    ck_assert_msg(strstr(text, "\repoch 1/1 [=====>              ] 2305843009213693952/9223372036854775807  ") &&
+                      strstr(text, "ETA ?"),
+                  "%s", text);
+    free(text);
+}
+END_TEST
+
 /* Tests assert that calls leave no error behind: start each from a clean state (CK_FORK=no runs them all in
  * one process). */
 static void clear_state(void)
@@ -948,6 +1016,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, standardizer_matches_scikit_learn);
     tcase_add_test(tc, standardizer_noncontiguous_and_f32);
     tcase_add_test(tc, constant_column_maps_to_exact_zero);
+    tcase_add_test(tc, near_constant_column_is_not_scaled);
     tcase_add_test(tc, minmax_matches_scikit_learn);
     tcase_add_test(tc, scaler_errors);
     tcase_add_test(tc, one_hot_values_and_errors);
@@ -968,6 +1037,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, confusion_print_table);
     tcase_add_test(tc, progress_plain_lines);
     tcase_add_test(tc, progress_off_and_bar);
+    tcase_add_test(tc, progress_huge_counts);
     suite_add_tcase(s, tc);
     return s;
 }

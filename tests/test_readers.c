@@ -4,6 +4,7 @@
 #include "helpers.h"
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -719,6 +720,51 @@ START_TEST(gunzip_names_each_malformation)
 }
 END_TEST
 
+/* The address space in use, in bytes (0 where /proc does not tell). */
+static size_t address_space_used(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    if (f) {
+        if (fscanf(f, "%llu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A corrupted length in the trailer (4 GiB claimed for 5 MiB of stored data) must not size the first output
+ * buffer: with 1 GiB of address space left, a 4 GiB request fails, and the report would be a misleading
+ * NB_ERR_NOMEM instead of the corruption. */
+START_TEST(gunzip_distrusts_the_stored_length)
+{
+    size_t n = 5 << 20;
+    unsigned char *data = make_data(0, n, 11);
+    buf d = {0}, g = {0};
+    deflate_stored(&d, data, n, 65535);
+    gzip_member(&g, &d, data, n, 0);
+    memcpy(g.p + g.n - 4, "\xf0\xff\xff\xff", 4);
+    write_bytes(tpath("biglen.gz"), g.p, g.n);
+    free(data);
+    free(d.p);
+    free(g.p);
+
+    struct rlimit old, limit;
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+    limit = old;
+    size_t used = address_space_used();
+    if (used && (old.rlim_cur == RLIM_INFINITY || old.rlim_cur > used + ((size_t)1 << 30)))
+        limit.rlim_cur = used + ((size_t)1 << 30);
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &limit), 0);
+    nb_clear_error();
+    size_t size;
+    void *out = nb_gunzip_file(tpath("biglen.gz"), &size);
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+    free(out);
+    ck_assert_msg(out == NULL, "decompressed despite the wrong length");
+    ck_assert_error(NB_ERR_FORMAT, "nb_gunzip_file", "biglen.gz", "length mismatch", "byte offset");
+}
+END_TEST
+
 START_TEST(gunzip_argument_and_io_errors)
 {
     size_t size;
@@ -1084,6 +1130,49 @@ START_TEST(csv_rejects_malformed_files)
 }
 END_TEST
 
+/* A control byte in a cell is shown escaped: printed raw, a form feed is invisible and a NUL cuts the message, so
+ * that "2<FF>" and "2<NUL>3" were both reported as "2". */
+START_TEST(csv_messages_escape_control_bytes)
+{
+    check_csv_fails("a,b\n1,2\f\n", "line 2, column 2 (b)", "\"2\\x0c\" is not a number");
+    check_csv_fails("a,b\n1,\x7f\n", "line 2, column 2 (b)", "\"\\x7f\" is not a number");
+    check_csv_fails("a\n1\\2\n", "line 2, column 1 (a)", "\"1\\\\2\" is not a number"); /* \ itself is doubled */
+    check_csv_fails("a\n1\xc3\xa9\n", "line 2, column 1 (a)", "\"1\xc3\xa9\" is not a number"); /* UTF-8 as is */
+    static const char nul[] = "a,b\n1,2\0003\n";
+    write_bytes(tpath("t.csv"), nul, sizeof nul - 1);
+    nb_clear_error();
+    ck_assert_ptr_null(nb_csv_read(tpath("t.csv")));
+    ck_assert_error(NB_ERR_FORMAT, "nb_csv_read", "line 2, column 2 (b)", "\"2\\x003\" is not a number");
+}
+END_TEST
+
+/* A gzip-compressed CSV is decompressed (its bytes parsed as text would become garbage column names); corruption
+ * is a format error naming the file. */
+START_TEST(csv_reads_gzip)
+{
+    const char *text = "x,y\n1,2\n3,4.5"; /* no final newline: the last cell ends at the buffer's end */
+    write_bytes(tpath("g.csv"), text, strlen(text));
+    gzip_file(tpath("g.csv"), tpath("g.csv.gz"), 6);
+    nb_clear_error();
+    nb_csv *csv = nb_csv_read(tpath("g.csv.gz"));
+    ck_assert_msg(csv != NULL, "%s", nb_last_error());
+    ck_assert_int_eq(csv->cols, 2);
+    ck_assert_str_eq(csv->names[0], "x");
+    ck_assert_str_eq(csv->names[1], "y");
+    ck_assert_values(csv->values, 0, 1, 2, 3, 4.5);
+    nb_csv_free(csv);
+
+    size_t n;
+    unsigned char *gz = read_bytes(tpath("g.csv.gz"), &n);
+    gz[n - 8] ^= 0xff; /* the CRC-32 */
+    write_bytes(tpath("bad.csv.gz"), gz, n);
+    free(gz);
+    nb_clear_error();
+    ck_assert_ptr_null(nb_csv_read(tpath("bad.csv.gz")));
+    ck_assert_error(NB_ERR_FORMAT, "nb_csv_read", "bad.csv.gz", "CRC-32 mismatch", "byte offset");
+}
+END_TEST
+
 /* Classic Mac line endings (CR alone), also mixed with LF and CRLF, as Python's universal newlines read them; line
  * numbers in errors count them too. */
 START_TEST(csv_reads_cr_line_endings)
@@ -1156,6 +1245,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, gunzip_rejects_every_truncation);
     tcase_add_test(tc, gunzip_rejects_corrupted_bytes);
     tcase_add_test(tc, gunzip_names_each_malformation);
+    tcase_add_test(tc, gunzip_distrusts_the_stored_length);
     tcase_add_test(tc, gunzip_argument_and_io_errors);
     tcase_add_test(tc, idx_reads_images_and_labels_raw_and_gzip);
     tcase_add_test(tc, idx_rejects_malformed_files);
@@ -1166,6 +1256,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, csv_values_outlive_the_scope);
     tcase_add_test(tc, csv_rejects_malformed_files);
     tcase_add_test(tc, csv_reads_cr_line_endings);
+    tcase_add_test(tc, csv_messages_escape_control_bytes);
+    tcase_add_test(tc, csv_reads_gzip);
     tcase_add_test(tc, csv_reads_iris);
     suite_add_tcase(s, tc);
     return s;
