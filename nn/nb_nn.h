@@ -154,7 +154,8 @@ NB_API nb_module *nb_layer_norm_new(int ndim, const int64_t *normalized_shape, d
 
 /* BatchNorm1d on (N, C) or (N, C, L). Training: normalizes with the batch's biased statistics and updates
  * running_mean/var (unbiased variance) with momentum: r = (1 - momentum) r + momentum batch. Eval: uses the
- * running statistics. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked (i64 0-d). */
+ * running statistics. Buffers: running_mean (zeros), running_var (ones), num_batches_tracked (i64 0-d). An empty
+ * batch in training gives an empty output and counts in num_batches_tracked only (as PyTorch; BatchNorm2d too). */
 typedef struct nb_batch_norm1d {
     nb_module base;
     int64_t num_features;

@@ -111,6 +111,11 @@ static nb_status update_running(nb_batch_norm1d *bn, nb_tensor *mean, nb_tensor 
     const int64_t c = bn->num_features;
     double m = bn->momentum;
     nb_no_grad_begin();
+    if (count == 0) { /* an empty batch: PyTorch counts it and keeps the statistics */
+        nb_status st = nb_fill(bn->num_batches_tracked, nb_item(bn->num_batches_tracked) + 1);
+        nb_no_grad_end();
+        return st;
+    }
     nb_tensor *new_mean = nb_add(nb_mul_scalar(bn->running_mean, 1 - m), nb_mul_scalar(nb_reshape(mean, 1, &c), m));
     nb_tensor *unbiased = nb_mul_scalar(nb_reshape(var, 1, &c), (double)count / (double)(count - 1));
     nb_tensor *new_var = nb_add(nb_mul_scalar(bn->running_var, 1 - m), nb_mul_scalar(unbiased, m));
@@ -136,7 +141,7 @@ static nb_tensor *batch_norm_forward(nb_module *m, nb_tensor *x)
     if (!nbi_is_float(t->dtype))
         return nbi_error(NB_ERR_DTYPE, "%s: needs an f32 or f64 input, not %s", fn, nb_dtype_name(t->dtype));
     int64_t count = t->shape[0] * (t->ndim == 3 ? t->shape[2] : 1);
-    if (m->training && count <= 1)
+    if (m->training && count == 1)
         return nbi_error(NB_ERR_SHAPE, "%s: expected more than 1 value per channel when training, got input of shape %s",
                          fn, nbi_shape_fmt(a, t->ndim, t->shape));
     const int dims[2] = {0, 2};

@@ -452,6 +452,13 @@ START_TEST(batch_norm_weight_or_bias_alone_and_empty_batch)
     ck_assert_shape(y, 0, 3, 2, 2);
     ck_assert_values(rm, 0, 0.5, -1, 2);
     ck_assert_values(rv, 0, 1, 2, 3);
+    nb_module *layer = nb_batch_norm2d_new(3, 1e-5, 0.1, true);
+    nb_batch_norm2d *bn = (nb_batch_norm2d *)layer;
+    ck_assert_shape(nb_forward(layer, nb_zeros(NB_SHAPE(0, 3, 2, 2), NB_F32)), 0, 3, 2, 2);
+    ck_assert_values(bn->num_batches_tracked, 0, 1);
+    ck_assert_values(bn->running_mean, 0, 0, 0, 0);
+    ck_assert_values(bn->running_var, 0, 1, 1, 1);
+    nb_module_free(layer);
     nb_scope_end();
 }
 END_TEST

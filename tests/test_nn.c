@@ -415,6 +415,14 @@ START_TEST(batch_norm_reference)
     ck_assert_ptr_null(nb_forward(m, nb_zeros(NB_SHAPE(1, 3, 1), NB_F32)));
     ck_assert_error(NB_ERR_SHAPE, "nb_batch_norm1d", "more than 1 value per channel", "(1, 3, 1)");
     ck_assert_values(bn->num_batches_tracked, 0, 2);
+    /* an empty batch: an empty output, counted, the statistics kept (torch.nn.BatchNorm1d 1.13) */
+    nb_tensor *empty = nb_forward(m, nb_zeros(NB_SHAPE(0, 3), NB_F32));
+    ck_assert_tensor(empty);
+    ck_assert_shape(empty, 0, 3);
+    ck_assert_shape(nb_forward(m, nb_zeros(NB_SHAPE(0, 3, 5), NB_F32)), 0, 3, 5);
+    ck_assert_values(bn->running_mean, 1e-6, 0.1263548504, 0.1006359665, 0.06582081908);
+    ck_assert_values(bn->running_var, 1e-6, 1.531204653, 1.513476072, 1.447888801);
+    ck_assert_values(bn->num_batches_tracked, 0, 4);
     ck_assert_ptr_null(nb_forward(m, nb_zeros(NB_SHAPE(4, 5), NB_F32)));
     ck_assert_error(NB_ERR_SHAPE, "nb_batch_norm1d", "(N, 3)", "(4, 5)");
     ck_assert_ptr_null(nb_forward(m, nb_zeros(NB_SHAPE(4, 3, 2, 2), NB_F32)));

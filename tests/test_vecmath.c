@@ -296,7 +296,8 @@ START_TEST(softmax_passes_match_the_c_loops)
     int n_isa = supported_isas(isas);
     enum { N = 700 };
     static float x[N], y[N], want[N];
-    for (int i = 0; i < N; i++) x[i] = i % 11 == 3 ? -0.0f : (float)((i * 7919) % 2003 - 1000) * 0.0173f + (i % 5 ? 0 : -1e3f);
+    for (int i = 0; i < N; i++)
+        x[i] = i % 11 == 3 ? -0.0f : (float)((i * 7919) % 2003 - 1000) * 0.0173f + (i % 5 ? 0 : -1e3f);
     for (int k = 0; k < n_isa; k++) {
         const nbi_vecmath *vm = table_for(isas[k]);
         const char *isa = nbi_isa_name(isas[k]);
