@@ -1,7 +1,7 @@
 /* Vectorized f32 transcendental functions, sum and softmax's passes over contiguous arrays (internal). One table
  * per instruction set; nbi_vecmath_get() gives the one of the instruction set in use (the GEMM's choice:
- * NABLA_ISA forces one). Results are the same on every instruction set with FMA (AVX2, AVX-512); the portable one rounds its
- * multiply-adds in two steps, so its last bit may differ. Each function accepts out == in. */
+ * NABLA_ISA forces one). Results are the same on every instruction set with FMA (AVX2, AVX-512); the portable
+ * one rounds its multiply-adds in two steps, so its last bit may differ. Each function accepts out == in. */
 #ifndef NABLA_VECMATH_H
 #define NABLA_VECMATH_H
 
