@@ -372,16 +372,27 @@ static float max_array(const float *x, int64_t n)
  * softmax's normalization (shift 0, offset 0) and log-softmax (scale 1), where multiplying by 1 and subtracting
  * 0 change no bits. Half vectors of floats widen to whole vectors of doubles; the tail is scalar C, which rounds
  * the same way. */
-static void shift_scale_array(float *y, const float *x, int64_t n, float shift, double scale, double offset)
+static inline void shift_scale_loop(float *y, const float *x, int64_t n, float shift, double scale, double offset,
+                                    int scale_only)
 {
     int64_t i = 0;
     for (; i + W / 2 <= n; i += W / 2) {
         vhalf_f v;
         memcpy(&v, x + i, sizeof v);
-        v = __builtin_convertvector(__builtin_convertvector(v - shift, vhalf_d) * scale - offset, vhalf_f);
+        v = scale_only ? __builtin_convertvector(__builtin_convertvector(v, vhalf_d) * scale, vhalf_f)
+                       : __builtin_convertvector(__builtin_convertvector(v - shift, vhalf_d) * scale - offset, vhalf_f);
         memcpy(y + i, &v, sizeof v);
     }
     for (; i < n; i++) y[i] = (float)((double)(x[i] - shift) * scale - offset);
+}
+
+static void shift_scale_array(float *y, const float *x, int64_t n, float shift, double scale, double offset)
+{
+    /* softmax's case without the subtractions of +0 (which change no bits; -0 would turn -0 into +0), which cost a
+     * third of the pass */
+    if (shift == 0 && !__builtin_signbit(shift) && offset == 0 && !__builtin_signbit(offset))
+        shift_scale_loop(y, x, n, 0.0f, scale, 0.0, 1);
+    else shift_scale_loop(y, x, n, shift, scale, offset, 0);
 }
 
 const nbi_vecmath VECMATH_TABLE = {

@@ -320,6 +320,13 @@ START_TEST(softmax_passes_match_the_c_loops)
                 for (int i = 0; i < n; i++) want[i] = (float)((double)(row[i] - m) - c);
                 vm->shift_scale(y, row, n, m, 1.0, c);
                 REQUIRE(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s log-softmax of %d from %d", isa, n, off);
+                /* a shift and an offset of -0 turn -0 into +0, as the C expression does */
+                for (int i = 0; i < n; i++) want[i] = (float)((double)(row[i] - -0.0f) * 1.0 - -0.0);
+                vm->shift_scale(y, row, n, -0.0f, 1.0, -0.0);
+                REQUIRE(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s shift by -0 of %d from %d", isa, n, off);
+                for (int i = 0; i < n; i++) want[i] = (float)((double)row[i] * 1.0 - -0.0);
+                vm->shift_scale(y, row, n, 0.0f, 1.0, -0.0);
+                REQUIRE(memcmp(y, want, (size_t)n * sizeof *y) == 0, "%s offset -0 of %d from %d", isa, n, off);
             }
         }
         /* a NaN anywhere, and -inf throughout */
