@@ -85,19 +85,19 @@ static nbi_range_fn adam_range(nb_dtype dt)
 }
 
 /* Adam's or AdamW's whole update of one parameter in one pass; false when the layout calls for the op path. */
-static bool adam_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t,
+static bool adam_fused(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t,
                        bool adamw)
 {
-    const nb_adam_options *o = &opt->options.adam;
+    const nb_adam_options *o = &grp->options.adam;
     int n_state = o->amsgrad ? 4 : 3;
     adam_args a = {.b1 = o->beta1, .c1 = 1 - o->beta1, .b2 = o->beta2, .c2 = 1 - o->beta2, .eps = o->eps,
                    .amsgrad = o->amsgrad, .adamw = adamw && o->weight_decay != 0,
                    .l2 = !adamw && o->weight_decay != 0, .wd = o->weight_decay, .maximize = o->maximize,
-                   .decay = 1 - opt->lr * o->weight_decay};
+                   .decay = 1 - grp->lr * o->weight_decay};
     a.use_gw = a.l2 || a.maximize;
     if (!nbi_optim_flat_get(p, g, state, n_state, &a.f)) return false;
     double bias1 = 1 - pow(o->beta1, (double)t), bias2 = 1 - pow(o->beta2, (double)t);
-    a.step = opt->lr / bias1 * sqrt(bias2);
+    a.step = grp->lr / bias1 * sqrt(bias2);
     a.eps = o->eps * sqrt(bias2);
     nbi_optim_parallel(a.f.n, adam_range(a.f.dtype), &a);
     nbi_optim_flat_written(p, state, n_state);
@@ -119,9 +119,10 @@ nb_adam_options nb_adamw_defaults(void)
 }
 
 /* The update shared by both, after weight decay: state is step, exp_avg, exp_avg_sq [, max_exp_avg_sq]. */
-static nb_status adam_moments(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+static nb_status adam_moments(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
+                              int64_t t)
 {
-    const nb_adam_options *o = &opt->options.adam;
+    const nb_adam_options *o = &grp->options.adam;
     nb_tensor *m = state[1], *v = state[2];
     nb_status st = nb_copy_(m, nb_add(nb_mul_scalar(m, o->beta1), nb_mul_scalar(g, 1 - o->beta1)));
     if (!st) st = nb_copy_(v, nb_add(nb_mul_scalar(v, o->beta2), nb_mul(nb_mul_scalar(g, 1 - o->beta2), g)));
@@ -136,40 +137,56 @@ static nb_status adam_moments(const nb_optimizer *opt, nb_tensor *p, nb_tensor *
      * instead is the same update with one division per element fewer (it may differ in the last bit). */
     nb_tensor *denom = nb_add_scalar(nb_sqrt(second), o->eps * sqrt(bias2));
     /* PyTorch's addcdiv order: p + (value m) / denom. */
-    return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(m, opt->lr / bias1 * sqrt(bias2)), denom)));
+    return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(m, grp->lr / bias1 * sqrt(bias2)), denom)));
 }
 
-static nb_status adam_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+static nb_status adam_update(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
+                             int64_t t)
 {
-    if (adam_fused(opt, p, g, state, t, false)) return NB_OK;
-    if (opt->options.adam.maximize) g = nb_neg(g);
-    double wd = opt->options.adam.weight_decay;
+    if (adam_fused(grp, p, g, state, t, false)) return NB_OK;
+    if (grp->options.adam.maximize) g = nb_neg(g);
+    double wd = grp->options.adam.weight_decay;
     if (wd != 0) g = nb_add(g, nb_mul_scalar(p, wd));
-    return adam_moments(opt, p, g, state, t);
+    return adam_moments(grp, p, g, state, t);
 }
 
-static nb_status adamw_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+static nb_status adamw_update(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
+                              int64_t t)
 {
-    if (adam_fused(opt, p, g, state, t, true)) return NB_OK;
-    if (opt->options.adam.maximize) g = nb_neg(g);
-    nb_status st = nb_copy_(p, nb_mul_scalar(p, 1 - opt->lr * opt->options.adam.weight_decay));
-    return st ? st : adam_moments(opt, p, g, state, t);
+    if (adam_fused(grp, p, g, state, t, true)) return NB_OK;
+    if (grp->options.adam.maximize) g = nb_neg(g);
+    nb_status st = nb_copy_(p, nb_mul_scalar(p, 1 - grp->lr * grp->options.adam.weight_decay));
+    return st ? st : adam_moments(grp, p, g, state, t);
+}
+
+/* The constructors' checks, shared with nb_adam_add_param_group. */
+static bool adam_check(const char *fn, nb_adam_options o)
+{
+    return nbi_optim_check_nonneg(fn, "lr", o.lr) && nbi_optim_check_unit(fn, "beta1", o.beta1) &&
+           nbi_optim_check_unit(fn, "beta2", o.beta2) && nbi_optim_check_nonneg(fn, "eps", o.eps) &&
+           nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay);
+}
+
+void nbi_adam_layout(nbi_optim_group *grp)
+{
+    nbi_optim_add_state(grp, "exp_avg", 0);
+    nbi_optim_add_state(grp, "exp_avg_sq", 0);
+    if (grp->options.adam.amsgrad) nbi_optim_add_state(grp, "max_exp_avg_sq", 0);
+}
+
+static nbi_optim_group adam_group(nb_adam_options o)
+{
+    nbi_optim_group grp = {.lr = o.lr};
+    grp.options.adam = o;
+    return grp;
 }
 
 static nb_optimizer *make(const nb_param_list *params, nb_adam_options o, const char *type, nbi_optim_update_fn update,
                           const char *fn)
 {
-    if (!nbi_optim_check_nonneg(fn, "lr", o.lr) || !nbi_optim_check_unit(fn, "beta1", o.beta1) ||
-        !nbi_optim_check_unit(fn, "beta2", o.beta2) || !nbi_optim_check_nonneg(fn, "eps", o.eps) ||
-        !nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay))
-        return NULL;
-    nb_optimizer *opt = nbi_optimizer_new(params, type, o.lr, update, fn);
-    if (!opt) return NULL;
-    opt->options.adam = o;
-    nbi_optim_add_state(opt, "exp_avg", 0);
-    nbi_optim_add_state(opt, "exp_avg_sq", 0);
-    if (o.amsgrad) nbi_optim_add_state(opt, "max_exp_avg_sq", 0);
-    return opt;
+    if (!adam_check(fn, o)) return NULL;
+    nbi_optim_group grp = adam_group(o);
+    return nbi_optimizer_new(params, type, &grp, update, nbi_adam_layout, fn);
 }
 
 nb_optimizer *nb_adam_new(const nb_param_list *params, nb_adam_options o)
@@ -180,4 +197,15 @@ nb_optimizer *nb_adam_new(const nb_param_list *params, nb_adam_options o)
 nb_optimizer *nb_adamw_new(const nb_param_list *params, nb_adam_options o)
 {
     return make(params, o, "AdamW", adamw_update, "nb_adamw_new");
+}
+
+nb_status nb_adam_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_adam_options o)
+{
+    const char *fn = "nb_adam_add_param_group";
+    if (!opt) return nbi_fail(NB_ERR_NULL, "%s: optimizer is NULL", fn);
+    if (opt->layout != nbi_adam_layout)
+        return nbi_fail(NB_ERR_ARG, "%s: the optimizer is %s, not Adam or AdamW", fn, opt->type);
+    if (!adam_check(fn, o)) return nb_last_status();
+    nbi_optim_group grp = adam_group(o);
+    return nbi_optimizer_add_group(opt, params, &grp, fn);
 }

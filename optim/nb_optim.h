@@ -64,18 +64,47 @@ NB_API nb_optimizer *nb_adamw_new(const nb_param_list *params, nb_adam_options o
 NB_API nb_optimizer *nb_rmsprop_new(const nb_param_list *params, nb_rmsprop_options options);
 NB_API nb_optimizer *nb_adagrad_new(const nb_param_list *params, nb_adagrad_options options);
 
-/* One update of every parameter that has a gradient. */
+/* Parameter groups, as PyTorch's add_param_group: the list's parameters (buffers and integer entries left out, as
+ * in the constructors) form a new group with its own options and lr, updated by step() with them. The group made
+ * by the constructor is group 0; each call appends the next. The list must outlive the optimizer. NB_ERR_ARG
+ * (nothing changes) for: an optimizer of another kind (nb_adam_add_param_group serves Adam and AdamW), options
+ * the constructor would refuse, a NULL list (NB_ERR_NULL) or one without f32/f64 parameters, a tensor listed
+ * twice, or a parameter some group already holds: the same tensor, or another tensor of the same name (its
+ * checkpoint state would be ambiguous). Which state tensors a group's parameters carry follows its own options
+ * (a momentum buffer only with momentum, ...). */
+NB_API nb_status nb_sgd_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_sgd_options options);
+NB_API nb_status nb_adam_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_adam_options options);
+NB_API nb_status nb_rmsprop_add_param_group(nb_optimizer *opt, const nb_param_list *params,
+                                            nb_rmsprop_options options);
+NB_API nb_status nb_adagrad_add_param_group(nb_optimizer *opt, const nb_param_list *params,
+                                            nb_adagrad_options options);
+/* Number of parameter groups (1 + the groups added); -1 for a NULL optimizer. */
+NB_API int nb_optimizer_num_param_groups(const nb_optimizer *opt);
+/* Group i's current lr; NAN with NB_ERR_ARG for i outside [0, nb_optimizer_num_param_groups). */
+NB_API double nb_optimizer_get_group_lr(const nb_optimizer *opt, int group);
+/* Sets group i's lr (finite, >= 0); NB_ERR_ARG for a bad index or lr, which change nothing. */
+NB_API nb_status nb_optimizer_set_group_lr(nb_optimizer *opt, int group, double lr);
+/* Group i's momentum as OneCycleLR cycles it: SGD's and RMSprop's momentum, Adam's and AdamW's beta1. NAN with
+ * NB_ERR_ARG for a bad index or Adagrad. */
+NB_API double nb_optimizer_get_group_momentum(const nb_optimizer *opt, int group);
+
+/* One update of every parameter that has a gradient, each with its group's options and lr. */
 NB_API nb_status nb_optimizer_step(nb_optimizer *opt);
 /* Drops the gradients of all the optimizer's parameters. */
 NB_API void nb_optimizer_zero_grad(nb_optimizer *opt);
+/* Group 0's lr (the only one without added groups). */
 NB_API double nb_optimizer_get_lr(const nb_optimizer *opt);
+/* Sets every group's lr to lr (finite, >= 0; else NB_ERR_ARG and no change); nb_optimizer_set_group_lr sets one. */
 NB_API void nb_optimizer_set_lr(nb_optimizer *opt, double lr);
 /* Number of step calls so far (each parameter also counts its own updates, as PyTorch does: its "step" state). */
 NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
 /* Appends the optimizer's state tensors to out, named "<param name>.<state>" with the given prefix
  * (e.g. "optim.fc1.weight.exp_avg"; no prefix and no dot for "" or NULL), and stores the optimizer type, step count
  * and lr in metadata (may be NULL) as "<prefix>.optimizer", "<prefix>.steps", "<prefix>.lr", so that
- * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly.
+ * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly. With
+ * several parameter groups "<prefix>.lr" is group 0's, and "<prefix>.param_groups" (the count) and, for each
+ * group g, "<prefix>.group<g>.params" (its size), ".lr" and ".initial_lr" (once a schedule drove it) follow; one
+ * group writes no more than before groups existed. State names do not depend on groups.
  * States (PyTorch's names): every optimizer "step" (0-d i64, this parameter's update count; PyTorch keeps a float
  * tensor, and none for SGD); SGD "momentum_buffer" (with momentum); Adam/AdamW "exp_avg", "exp_avg_sq",
  * "max_exp_avg_sq" (amsgrad); RMSprop "square_avg", "momentum_buffer" (momentum > 0), "grad_avg" (centered);
@@ -84,9 +113,11 @@ NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
  * State tensors are created on first use by step(); calling this before the first step creates them with their
  * initial values (zeros; Adagrad's sum holds initial_accumulator_value). */
 NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata);
-/* Restores the step count and lr from metadata written by nb_optimizer_state (the state tensors themselves
- * are loaded in place through the list nb_optimizer_state filled). NB_ERR_FORMAT, naming the key, for a missing
- * or malformed entry or another optimizer type; nothing is changed then. */
+/* Restores the step count and every group's lr (and initial lr) from metadata written by nb_optimizer_state (the
+ * state tensors themselves are loaded in place through the list nb_optimizer_state filled). NB_ERR_FORMAT, naming
+ * the key, for a missing or malformed entry, another optimizer type, or another group structure (number of groups,
+ * or of parameters in one; a checkpoint without group entries has one group); nothing is changed then. Options
+ * are not saved: momentum or beta1 cycled by OneCycleLR come back with nb_scheduler_restore. */
 NB_API nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_optimizer_free(nb_optimizer *opt);
 
@@ -98,6 +129,10 @@ NB_API void nb_optimizer_free(nb_optimizer *opt);
  * one optimizer compose as in PyTorch (a LinearLR warmup with a decay: the lr is the product of their factors)
  * and lr changes by ReduceLROnPlateau or nb_optimizer_set_lr carry on. Like PyTorch's constructors, creating
  * one sets the epoch-0 lr (LinearLR starts at lr start_factor). The optimizer must outlive the schedule.
+ * Every schedule drives every parameter group, each from its own base_lr (the group's lr when first scheduled).
+ * A group added after a schedule exists gets its base_lr from its lr at the schedule's next step, and from then
+ * on the chainable factors of the following epochs apply to it (not the epoch-0 one, such as LinearLR's
+ * start_factor); ReduceLROnPlateau reduces it like the others; OneCycleLR leaves it alone.
  * ---------------------------------------------------------------------------------------------- */
 typedef struct nb_scheduler nb_scheduler;
 /* lr = base_lr gamma^floor(epoch / step_size) */
@@ -124,7 +159,34 @@ typedef struct nb_plateau_options {
 } nb_plateau_options;
 /* min, 0.1, 1e-4 relative, 0, patience 10, cooldown 0 */
 NB_API nb_plateau_options nb_plateau_defaults(void);
+/* Reduces every group's lr, each to at least the one min_lr. */
 NB_API nb_scheduler *nb_reduce_on_plateau_new(nb_optimizer *opt, nb_plateau_options options);
+
+/* OneCycleLR (Smith's 1cycle policy), PyTorch's closed form: for each group, lr rises from initial = max_lr /
+ * div_factor to max_lr over the first pct_start of total_steps, then falls to min = initial / final_div_factor
+ * (three_phase: back to initial over as many steps, then to min), annealed by half a cosine or linearly. With
+ * cycle_momentum the momentum (SGD's or RMSprop's momentum, Adam's and AdamW's beta1) moves the other way
+ * between max_momentum and base_momentum. Step it once per batch: total_steps steps are allowed after creation
+ * (as in PyTorch, the last of them already past the end of the cycle); one more is NB_ERR_STATE naming the
+ * counts, and changes nothing. */
+typedef struct nb_one_cycle_options {
+    double pct_start;   /* share of the steps spent rising, in [0, 1] */
+    bool anneal_linear; /* false: cosine (PyTorch's anneal_strategy 'cos') */
+    double div_factor, final_div_factor;
+    bool three_phase;
+    bool cycle_momentum;
+    double base_momentum, max_momentum; /* > 0 (and < 1 for Adam's beta1) */
+} nb_one_cycle_options;
+/* pct_start 0.3, cos, div_factor 25, final_div_factor 1e4, two phases, cycle_momentum with 0.85 and 0.95 */
+NB_API nb_one_cycle_options nb_one_cycle_defaults(void);
+/* max_lr holds n_max_lr peak lrs: 1 for all groups, or one per group. Sets each group's initial_lr (the base of
+ * other schedules) to max_lr / div_factor, and the epoch-0 lr and momentum, as PyTorch's constructor. Errors
+ * (NB_ERR_ARG): total_steps <= 0, pct_start outside [0, 1] or making a phase empty (PyTorch divides by zero
+ * there), factors not finite and > 0, a max_lr not finite and >= 0; with cycle_momentum, an Adagrad optimizer
+ * (no momentum, as PyTorch refuses) or an SGD / RMSprop group made with momentum 0 (it has no momentum buffer,
+ * which PyTorch would start mid-run), or momenta out of range. Groups added later are not driven. */
+NB_API nb_scheduler *nb_one_cycle_lr_new(nb_optimizer *opt, int n_max_lr, const double *max_lr, int64_t total_steps,
+                                         nb_one_cycle_options options);
 
 /* Advances one epoch and sets the optimizer's lr. NB_ERR_STATE for reduce-on-plateau (use _metric). */
 NB_API nb_status nb_scheduler_step(nb_scheduler *s);
@@ -135,7 +197,10 @@ NB_API int64_t nb_scheduler_epoch(const nb_scheduler *s);
  * counters) as metadata entries under prefix ("<prefix>.scheduler" names the kind, checked on restore). Restoring
  * also sets the optimizer's lr to the saved one, so the schedule may be created before or after
  * nb_optimizer_restore (creating a LinearLR changes the lr). A checkpoint without "<prefix>.lr" (written by
- * an older nabla) gets the closed form's lr at the restored epoch. */
+ * an older nabla) gets the closed form's lr at the restored epoch. With several parameter groups,
+ * "<prefix>.param_groups" and each group's "<prefix>.group<g>.base_lr" and ".lr" are added, and restoring into an
+ * optimizer with another number of groups is NB_ERR_FORMAT (nothing changes). OneCycleLR adds
+ * "<prefix>.total_steps" (checked) and restores the momentum it cycles. */
 NB_API nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata);
 NB_API nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_scheduler_free(nb_scheduler *s);

@@ -18,13 +18,16 @@ typedef struct nbi_optim_param {
      * correction and SGD's first momentum step). The others have the parameter's shape and dtype. NULL until
      * the first update of this parameter, or until nb_optimizer_state asks for them. */
     nb_tensor *state[NBI_OPTIM_MAX_STATE];
+    int group;   /* index into the optimizer's groups */
     bool active; /* scratch for nb_optimizer_step: has a gradient and requires grad */
 } nbi_optim_param;
 
-/* One update of parameter p with gradient g. t counts this parameter's updates including this one (1 at its
- * first). Runs in no-grad mode inside a scope that ends after it, so temporaries need no freeing; writes go
- * through nb_copy_. A NULL from a failed op propagates into nb_copy_, which returns the error. */
-typedef nb_status (*nbi_optim_update_fn)(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g,
+typedef struct nbi_optim_group nbi_optim_group;
+
+/* One update of parameter p, in group grp, with gradient g. t counts this parameter's updates including this one
+ * (1 at its first). Runs in no-grad mode inside a scope that ends after it, so temporaries need no freeing; writes
+ * go through nb_copy_. A NULL from a failed op propagates into nb_copy_, which returns the error. */
+typedef nb_status (*nbi_optim_update_fn)(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g,
                                          nb_tensor *const *state, int64_t t);
 
 /* The raw arrays of one parameter's update, for the fused kernels that read the parameter, its gradient and its
@@ -67,32 +70,53 @@ void nbi_optim_parallel(int64_t n, nbi_range_fn fn, void *ctx);
             for (int64_t j_ = 0; j_ < (n); j_++) (out)[j_] = -(g)[j_] + (p)[j_] * (wd);                               \
     } while (0)
 
-struct nb_optimizer {
-    const char *type; /* PyTorch's class name, written to checkpoints: "SGD", "Adam", ... */
-    double lr;        /* the current lr (schedulers change it); the options keep the initial one */
-    double initial_lr; /* the lr when the first schedule was made (PyTorch's initial_lr); NAN before */
-    int64_t steps;
+/* A parameter group (PyTorch's param_groups entry): its own options and lr. Which state tensors its parameters
+ * carry follows the options it was made with (SGD's momentum buffer only with momentum, ...), so groups of one
+ * optimizer may differ in their state; OneCycleLR may later change momentum or beta1, never that layout. */
+struct nbi_optim_group {
+    double lr;         /* the current lr (schedulers change it); the options keep the one the group was made with */
+    double initial_lr; /* the lr when the first schedule drove this group (PyTorch's initial_lr); NAN before */
     union {
         nb_sgd_options sgd;
         nb_adam_options adam;
         nb_rmsprop_options rmsprop;
         nb_adagrad_options adagrad;
     } options;
-    nbi_optim_update_fn update;
     int n_state;
     const char *state_names[NBI_OPTIM_MAX_STATE]; /* PyTorch's state keys: "exp_avg", "momentum_buffer", ... */
     double state_init[NBI_OPTIM_MAX_STATE];       /* initial value (Adagrad's initial_accumulator_value) */
-    int n_params;
-    nbi_optim_param *params;
+    int n_params;                                 /* how many of the optimizer's parameters belong to it */
 };
 
-/* A new optimizer of the given type over the list's parameters: buffers and integer entries are left out (they
- * can never have a gradient), frozen ones are kept (they may be unfrozen later). Only "step" is declared; the
- * constructor adds its state with nbi_optim_add_state. Errors (naming fn): NULL or empty list, a freed tensor,
- * a tensor listed twice. */
-nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, double lr, nbi_optim_update_fn update,
-                                const char *fn);
-void nbi_optim_add_state(nb_optimizer *opt, const char *name, double initial);
+/* Declares the group's state after "step", from its options; each algorithm has one. */
+typedef void (*nbi_optim_layout_fn)(nbi_optim_group *grp);
+
+struct nb_optimizer {
+    const char *type; /* PyTorch's class name, written to checkpoints: "SGD", "Adam", ... */
+    int64_t steps;
+    nbi_optim_update_fn update;
+    nbi_optim_layout_fn layout;
+    int n_groups;
+    nbi_optim_group *groups; /* groups[0] is the one given at creation */
+    int n_params;
+    nbi_optim_param *params; /* in group order: group 0's first, each group's in its list's order */
+};
+
+/* A new optimizer of the given type over the list's parameters, all in group 0, which takes *group (options and
+ * lr already set; its state layout is made here): buffers and integer entries are left out (they can never have a
+ * gradient), frozen ones are kept (they may be unfrozen later). Errors (naming fn): NULL or empty list, a freed
+ * tensor, a tensor listed twice. */
+nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, const nbi_optim_group *group,
+                                nbi_optim_update_fn update, nbi_optim_layout_fn layout, const char *fn);
+/* Appends a group taking the list's parameters, with the same rules as nbi_optimizer_new, and refuses a parameter
+ * (tensor or name) that some group already holds. Nothing changes on error. */
+nb_status nbi_optimizer_add_group(nb_optimizer *opt, const nb_param_list *list, const nbi_optim_group *group,
+                                  const char *fn);
+void nbi_optim_add_state(nbi_optim_group *grp, const char *name, double initial);
+/* The layouts of sgd.c, adam.c (Adam and AdamW) and rmsprop.c: an optimizer's layout tells its algorithm. */
+void nbi_sgd_layout(nbi_optim_group *grp);
+void nbi_adam_layout(nbi_optim_group *grp);
+void nbi_rmsprop_layout(nbi_optim_group *grp);
 
 /* Option checks: true when the value is allowed, else an NB_ERR_ARG naming fn, the option and the value. */
 bool nbi_optim_check_nonneg(const char *fn, const char *option, double value);       /* finite, >= 0 */
@@ -112,5 +136,10 @@ nb_status nbi_meta_get_int(const nb_metadata *m, const char *prefix, const char 
                            const char *fn);
 nb_status nbi_meta_get_double(const nb_metadata *m, const char *prefix, const char *field, double *out,
                               const char *fn);
+
+/* Metadata of several parameter groups: "group<g>.<field>" into out, and the group count of a checkpoint (its
+ * "<prefix>.param_groups", 1 when absent: one group, or written before groups existed). */
+void nbi_meta_group_field(char *out, size_t size, int g, const char *field);
+nb_status nbi_meta_get_groups(const nb_metadata *m, const char *prefix, int64_t *out, const char *fn);
 
 #endif

@@ -6,10 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, double lr, nbi_optim_update_fn update,
-                                const char *fn)
+/* How many of the list's entries a new group takes (f32 and f64 non-buffers), each checked: not freed, not listed
+ * twice, and for opt (NULL while constructing) not held by any group already, neither the tensor nor the name
+ * (the name keys its state in checkpoints). -1 on error. */
+static int count_new_params(const nb_optimizer *opt, const nb_param_list *list, const char *fn)
 {
-    if (!list) return nbi_error(NB_ERR_NULL, "%s: params is NULL", fn);
+    if (!list) {
+        nbi_error(NB_ERR_NULL, "%s: params is NULL", fn);
+        return -1;
+    }
     int n = 0;
     for (int i = 0; i < list->count; i++) {
         const nb_named_tensor *item = &list->items[i];
@@ -17,49 +22,115 @@ nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, dou
         char what[NB_NAME_MAX + 16];
         snprintf(what, sizeof what, "parameter \"%s\"", item->name);
         nbi_tensor *t = nbi_resolve(item->tensor, fn, what);
-        if (!t) return NULL;
+        if (!t) return -1;
         if (!nbi_is_float(t->dtype)) continue;
         /* Updating one tensor twice per step would silently double its learning rate. */
         for (int j = 0; j < i; j++)
-            if (!list->items[j].is_buffer && nbi_peek(list->items[j].tensor) == t)
-                return nbi_error(NB_ERR_ARG, "%s: parameter \"%s\" is the same tensor as \"%s\"", fn, item->name,
-                                 list->items[j].name);
+            if (!list->items[j].is_buffer && nbi_peek(list->items[j].tensor) == t) {
+                nbi_error(NB_ERR_ARG, "%s: parameter \"%s\" is the same tensor as \"%s\"", fn, item->name,
+                          list->items[j].name);
+                return -1;
+            }
+        for (int j = 0; opt && j < opt->n_params; j++) {
+            const nbi_optim_param *q = &opt->params[j];
+            if (nbi_peek(q->tensor) == t) {
+                nbi_error(NB_ERR_ARG, "%s: parameter \"%s\" is already in parameter group %d (as \"%s\"); a "
+                          "parameter may appear in only one group", fn, item->name, q->group, q->name);
+                return -1;
+            }
+            if (strcmp(q->name, item->name) == 0) {
+                nbi_error(NB_ERR_ARG, "%s: parameter group %d already has a parameter named \"%s\" (another "
+                          "tensor); their checkpoint state would share names", fn, q->group, item->name);
+                return -1;
+            }
+        }
         n++;
     }
     if (n == 0)
-        return nbi_error(NB_ERR_ARG, "%s: the list has no f32 or f64 parameters to optimize (%d entries)", fn,
-                         list->count);
+        nbi_error(NB_ERR_ARG, "%s: the list has no f32 or f64 parameters to optimize (%d entries)", fn, list->count);
+    return n > 0 ? n : -1;
+}
 
+/* Appends the list's parameters to opt->params (room for them was made) as members of group g. */
+static void append_params(nb_optimizer *opt, const nb_param_list *list, int g)
+{
+    for (int i = 0; i < list->count; i++) {
+        const nb_named_tensor *item = &list->items[i];
+        if (item->is_buffer || !nbi_is_float(nbi_peek(item->tensor)->dtype)) continue;
+        nbi_optim_param *p = &opt->params[opt->n_params++];
+        memset(p, 0, sizeof *p);
+        memcpy(p->name, item->name, sizeof p->name);
+        p->tensor = item->tensor;
+        p->group = g;
+        opt->groups[g].n_params++;
+    }
+}
+
+static void init_group(nb_optimizer *opt, int g, const nbi_optim_group *group)
+{
+    nbi_optim_group *grp = &opt->groups[g];
+    *grp = *group;
+    grp->initial_lr = NAN;
+    grp->n_state = 0;
+    grp->n_params = 0;
+    nbi_optim_add_state(grp, "step", 0);
+    opt->layout(grp);
+}
+
+nb_optimizer *nbi_optimizer_new(const nb_param_list *list, const char *type, const nbi_optim_group *group,
+                                nbi_optim_update_fn update, nbi_optim_layout_fn layout, const char *fn)
+{
+    int n = count_new_params(NULL, list, fn);
+    if (n < 0) return NULL;
     nb_optimizer *opt = calloc(1, sizeof *opt);
     nbi_optim_param *params = calloc((size_t)n, sizeof *params);
-    if (!opt || !params) {
+    nbi_optim_group *groups = calloc(1, sizeof *groups);
+    if (!opt || !params || !groups) {
         free(opt);
         free(params);
+        free(groups);
         return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
     }
     nbi_count_system_alloc();
     nbi_count_system_alloc();
+    nbi_count_system_alloc();
     opt->type = type;
-    opt->lr = lr;
-    opt->initial_lr = NAN;
     opt->update = update;
+    opt->layout = layout;
     opt->params = params;
-    for (int i = 0; i < list->count; i++) {
-        const nb_named_tensor *item = &list->items[i];
-        if (item->is_buffer || !nbi_is_float(nbi_peek(item->tensor)->dtype)) continue;
-        nbi_optim_param *p = &params[opt->n_params++];
-        memcpy(p->name, item->name, sizeof p->name);
-        p->tensor = item->tensor;
-    }
-    nbi_optim_add_state(opt, "step", 0);
+    opt->groups = groups;
+    opt->n_groups = 1;
+    init_group(opt, 0, group);
+    append_params(opt, list, 0);
     return opt;
 }
 
-void nbi_optim_add_state(nb_optimizer *opt, const char *name, double initial)
+nb_status nbi_optimizer_add_group(nb_optimizer *opt, const nb_param_list *list, const nbi_optim_group *group,
+                                  const char *fn)
 {
-    opt->state_names[opt->n_state] = name;
-    opt->state_init[opt->n_state] = initial;
-    opt->n_state++;
+    int n = count_new_params(opt, list, fn);
+    if (n < 0) return nb_last_status();
+    /* Grown one at a time: groups are added a few times per run, never in the training loop. A failed second
+     * realloc leaves a larger groups array behind, which nothing reads. */
+    nbi_optim_group *groups = realloc(opt->groups, (size_t)(opt->n_groups + 1) * sizeof *groups);
+    if (!groups) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    opt->groups = groups;
+    nbi_optim_param *params = realloc(opt->params, (size_t)(opt->n_params + n) * sizeof *params);
+    if (!params) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
+    nbi_count_system_alloc();
+    opt->params = params;
+    init_group(opt, opt->n_groups, group);
+    append_params(opt, list, opt->n_groups);
+    opt->n_groups++;
+    return NB_OK;
+}
+
+void nbi_optim_add_state(nbi_optim_group *grp, const char *name, double initial)
+{
+    grp->state_names[grp->n_state] = name;
+    grp->state_init[grp->n_state] = initial;
+    grp->n_state++;
 }
 
 static bool check(bool ok, const char *fn, const char *option, const char *rule, double value)
@@ -125,11 +196,12 @@ static bool param_valid(const nbi_optim_param *p, const char *fn)
  * and the step count a whole number >= 0 (a damaged checkpoint could hold anything). */
 static nb_status check_state(const nb_optimizer *opt, const nbi_optim_param *p, nb_status code, const char *fn)
 {
-    for (int k = 0; k < opt->n_state; k++) {
+    const nbi_optim_group *grp = &opt->groups[p->group];
+    for (int k = 0; k < grp->n_state; k++) {
         if (!p->state[k]) continue;
         if (!nbi_peek(p->state[k]))
             return nbi_fail(NB_ERR_FREED, "%s: state \"%s\" of parameter \"%s\" was freed (nb_free on a tensor of "
-                            "nb_optimizer_state's list?); the optimizer owns it", fn, opt->state_names[k], p->name);
+                            "nb_optimizer_state's list?); the optimizer owns it", fn, grp->state_names[k], p->name);
     }
     if (p->state[0]) {
         double t = nb_item(p->state[0]);
@@ -145,10 +217,11 @@ static nb_status check_state(const nb_optimizer *opt, const nbi_optim_param *p, 
 static nb_status ensure_state(nb_optimizer *opt, nbi_optim_param *p, const char *fn)
 {
     if (!param_valid(p, fn)) return nb_last_status();
+    const nbi_optim_group *grp = &opt->groups[p->group];
     nb_status st = check_state(opt, p, NB_ERR_STATE, fn);
-    for (int k = 0; k < opt->n_state && !st; k++) {
+    for (int k = 0; k < grp->n_state && !st; k++) {
         if (p->state[k]) continue;
-        nb_tensor *s = k == 0 ? nb_zeros(0, (const int64_t[]){1}, NB_I64) : nb_full_like(p->tensor, opt->state_init[k]);
+        nb_tensor *s = k == 0 ? nb_zeros(0, (const int64_t[]){1}, NB_I64) : nb_full_like(p->tensor, grp->state_init[k]);
         if (!s) return nb_last_status();
         p->state[k] = nbi_nn_own(s);
     }
@@ -180,7 +253,7 @@ nb_status nb_optimizer_step(nb_optimizer *opt)
         st = nbi_scope_begin();
         if (st) break;
         int64_t t = (int64_t)nb_item(p->state[0]) + 1;
-        st = opt->update(opt, p->tensor, nb_grad(p->tensor), p->state, t);
+        st = opt->update(&opt->groups[p->group], p->tensor, nb_grad(p->tensor), p->state, t);
         if (!st) st = nb_fill(p->state[0], (double)t);
         nbi_scope_end();
     }
@@ -205,7 +278,7 @@ double nb_optimizer_get_lr(const nb_optimizer *opt)
         nbi_error(NB_ERR_NULL, "nb_optimizer_get_lr: optimizer is NULL");
         return NAN;
     }
-    return opt->lr;
+    return opt->groups[0].lr;
 }
 
 void nb_optimizer_set_lr(nb_optimizer *opt, double lr)
@@ -214,7 +287,55 @@ void nb_optimizer_set_lr(nb_optimizer *opt, double lr)
         nbi_error(NB_ERR_NULL, "nb_optimizer_set_lr: optimizer is NULL");
         return;
     }
-    if (nbi_optim_check_nonneg("nb_optimizer_set_lr", "lr", lr)) opt->lr = lr;
+    if (!nbi_optim_check_nonneg("nb_optimizer_set_lr", "lr", lr)) return;
+    for (int g = 0; g < opt->n_groups; g++) opt->groups[g].lr = lr;
+}
+
+int nb_optimizer_num_param_groups(const nb_optimizer *opt)
+{
+    if (!opt) {
+        nbi_error(NB_ERR_NULL, "nb_optimizer_num_param_groups: optimizer is NULL");
+        return -1;
+    }
+    return opt->n_groups;
+}
+
+/* The group, or NULL with an error naming fn when opt is NULL or group out of range. */
+static nbi_optim_group *group_at(const nb_optimizer *opt, int group, const char *fn)
+{
+    if (!opt) return nbi_error(NB_ERR_NULL, "%s: optimizer is NULL", fn);
+    if (group < 0 || group >= opt->n_groups)
+        return nbi_error(NB_ERR_ARG, "%s: group %d out of range: the optimizer has %d parameter group%s", fn, group,
+                         opt->n_groups, opt->n_groups == 1 ? "" : "s");
+    return &opt->groups[group];
+}
+
+double nb_optimizer_get_group_lr(const nb_optimizer *opt, int group)
+{
+    const nbi_optim_group *grp = group_at(opt, group, "nb_optimizer_get_group_lr");
+    return grp ? grp->lr : NAN;
+}
+
+nb_status nb_optimizer_set_group_lr(nb_optimizer *opt, int group, double lr)
+{
+    const char *fn = "nb_optimizer_set_group_lr";
+    nbi_optim_group *grp = group_at(opt, group, fn);
+    if (!grp) return nb_last_status();
+    if (!nbi_optim_check_nonneg(fn, "lr", lr)) return nb_last_status();
+    grp->lr = lr;
+    return NB_OK;
+}
+
+double nb_optimizer_get_group_momentum(const nb_optimizer *opt, int group)
+{
+    const char *fn = "nb_optimizer_get_group_momentum";
+    const nbi_optim_group *grp = group_at(opt, group, fn);
+    if (!grp) return NAN;
+    if (opt->layout == nbi_sgd_layout) return grp->options.sgd.momentum;
+    if (opt->layout == nbi_rmsprop_layout) return grp->options.rmsprop.momentum;
+    if (opt->layout == nbi_adam_layout) return grp->options.adam.beta1;
+    nbi_error(NB_ERR_ARG, "%s: %s has no momentum", fn, opt->type);
+    return NAN;
 }
 
 int64_t nb_optimizer_steps(const nb_optimizer *opt)
@@ -226,28 +347,47 @@ int64_t nb_optimizer_steps(const nb_optimizer *opt)
     return opt->steps;
 }
 
+/* "group<g>.<field>" under prefix, for the entries of optimizers and schedules with several groups. */
+void nbi_meta_group_field(char *out, size_t size, int g, const char *field)
+{
+    snprintf(out, size, "group%d.%s", g, field);
+}
+
 nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata)
 {
     const char *fn = "nb_optimizer_state";
     if (!opt || !out) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !opt ? "optimizer" : "out");
     if (!prefix) prefix = "";
-    /* The metadata first: a prefix too long for its keys fails before the list grows. */
+    /* The metadata first: a prefix too long for its keys fails before the list grows. A single group writes what
+     * nabla wrote before groups existed; more add their count, sizes, lrs and initial lrs. */
     if (metadata) {
         nb_status st = nbi_meta_set_str(metadata, prefix, "optimizer", opt->type, fn);
         if (!st) st = nbi_meta_set_int(metadata, prefix, "steps", opt->steps, fn);
-        if (!st) st = nbi_meta_set_double(metadata, prefix, "lr", opt->lr, fn);
+        if (!st) st = nbi_meta_set_double(metadata, prefix, "lr", opt->groups[0].lr, fn);
+        if (!st && opt->n_groups > 1) st = nbi_meta_set_int(metadata, prefix, "param_groups", opt->n_groups, fn);
+        for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
+            const nbi_optim_group *grp = &opt->groups[g];
+            char field[48];
+            nbi_meta_group_field(field, sizeof field, g, "params");
+            st = nbi_meta_set_int(metadata, prefix, field, grp->n_params, fn);
+            nbi_meta_group_field(field, sizeof field, g, "lr");
+            if (!st) st = nbi_meta_set_double(metadata, prefix, field, grp->lr, fn);
+            nbi_meta_group_field(field, sizeof field, g, "initial_lr");
+            if (!st && !isnan(grp->initial_lr)) st = nbi_meta_set_double(metadata, prefix, field, grp->initial_lr, fn);
+        }
         if (st) return st;
     }
     for (int i = 0; i < opt->n_params; i++) {
         nbi_optim_param *p = &opt->params[i];
+        const nbi_optim_group *grp = &opt->groups[p->group];
         nb_status st = ensure_state(opt, p, fn);
-        for (int k = 0; k < opt->n_state && !st; k++) {
+        for (int k = 0; k < grp->n_state && !st; k++) {
             char name[NB_NAME_MAX];
             int len = snprintf(name, sizeof name, "%s%s%s.%s", prefix, *prefix ? "." : "", p->name,
-                               opt->state_names[k]);
+                               grp->state_names[k]);
             if (len < 0 || len >= NB_NAME_MAX)
                 return nbi_fail(NB_ERR_ARG, "%s: state name \"%s%s%s.%s\" is longer than %d characters", fn, prefix,
-                                *prefix ? "." : "", p->name, opt->state_names[k], NB_NAME_MAX - 1);
+                                *prefix ? "." : "", p->name, grp->state_names[k], NB_NAME_MAX - 1);
             /* A buffer: checkpoints save it, optimizers never update it. */
             st = nb_param_list_add(out, name, p->state[k], true);
         }
@@ -256,26 +396,78 @@ nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_lis
     return NB_OK;
 }
 
+/* The number of groups metadata describes: its "param_groups" entry, 1 without one (a single group, or a
+ * checkpoint older than groups). */
+nb_status nbi_meta_get_groups(const nb_metadata *m, const char *prefix, int64_t *out, const char *fn)
+{
+    char key[NB_NAME_MAX];
+    snprintf(key, sizeof key, "%s%sparam_groups", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "");
+    *out = 1;
+    return nb_metadata_get(m, key) ? nbi_meta_get_int(m, prefix, "param_groups", out, fn) : NB_OK;
+}
+
+/* Group g's entries in metadata written by nb_optimizer_state for several groups: its size must match, its lr
+ * and (when present; NAN if not) initial lr be finite and >= 0; else NB_ERR_FORMAT naming them. */
+static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata, const char *prefix, int g,
+                            double *lr, double *initial, const char *fn)
+{
+    char field[48], key[NB_NAME_MAX];
+    int64_t size;
+    nbi_meta_group_field(field, sizeof field, g, "params");
+    nb_status st = nbi_meta_get_int(metadata, prefix, field, &size, fn);
+    if (st) return st;
+    if (size != opt->groups[g].n_params)
+        return nbi_fail(NB_ERR_FORMAT, "%s: parameter group %d has %lld parameters in the checkpoint, %d in the "
+                        "optimizer: its group structure differs", fn, g, (long long)size, opt->groups[g].n_params);
+    nbi_meta_group_field(field, sizeof field, g, "lr");
+    st = nbi_meta_get_double(metadata, prefix, field, lr, fn);
+    if (st) return st;
+    if (!(isfinite(*lr) && *lr >= 0))
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g for parameter group %d; expected a finite lr >= 0",
+                        fn, *lr, g);
+    nbi_meta_group_field(field, sizeof field, g, "initial_lr");
+    snprintf(key, sizeof key, "%s%s%s", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "", field);
+    *initial = NAN;
+    if (!nb_metadata_get(metadata, key)) return NB_OK;
+    st = nbi_meta_get_double(metadata, prefix, field, initial, fn);
+    if (!st && !(isfinite(*initial) && *initial >= 0))
+        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds initial_lr %g for parameter group %d; expected a finite lr "
+                      ">= 0", fn, *initial, g);
+    return st;
+}
+
 nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix)
 {
     const char *fn = "nb_optimizer_restore";
     if (!opt || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !opt ? "optimizer" : "metadata");
-    int64_t steps;
+    int64_t steps, n_groups;
     double lr;
     nb_status st = nbi_meta_expect_str(metadata, prefix, "optimizer", opt->type, fn);
     if (!st) st = nbi_meta_get_int(metadata, prefix, "steps", &steps, fn);
     if (!st) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
+    if (!st) st = nbi_meta_get_groups(metadata, prefix, &n_groups, fn);
     if (st) return st;
     if (steps < 0 || !isfinite(lr) || lr < 0)
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds steps %lld and lr %g; expected steps >= 0 and lr >= 0", fn,
                         (long long)steps, lr);
-    /* The state tensors were loaded in place before this call: a bad step count is reported here, not at step. */
-    for (int i = 0; i < opt->n_params; i++) {
-        st = check_state(opt, &opt->params[i], NB_ERR_FORMAT, fn);
-        if (st) return st;
+    if (n_groups != opt->n_groups)
+        return nbi_fail(NB_ERR_FORMAT, "%s: the checkpoint has %lld parameter group%s, the optimizer %d: its group "
+                        "structure differs", fn, (long long)n_groups, n_groups == 1 ? "" : "s", opt->n_groups);
+    /* Every group's entries are read and checked before anything changes, then read again to apply them. */
+    for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
+        double group_lr, initial;
+        st = read_group(opt, metadata, prefix, g, &group_lr, &initial, fn);
     }
+    /* The state tensors were loaded in place before this call: a bad step count is reported here, not at step. */
+    for (int i = 0; i < opt->n_params && !st; i++) st = check_state(opt, &opt->params[i], NB_ERR_FORMAT, fn);
+    if (st) return st;
     opt->steps = steps;
-    opt->lr = lr;
+    opt->groups[0].lr = lr;
+    for (int g = 0; g < opt->n_groups && opt->n_groups > 1; g++) {
+        double initial = NAN;
+        read_group(opt, metadata, prefix, g, &opt->groups[g].lr, &initial, fn);
+        if (!isnan(initial)) opt->groups[g].initial_lr = initial;
+    }
     return NB_OK;
 }
 
@@ -283,7 +475,9 @@ void nb_optimizer_free(nb_optimizer *opt)
 {
     if (!opt) return;
     for (int i = 0; i < opt->n_params; i++)
-        for (int k = 0; k < opt->n_state; k++) nbi_nn_free_tensor(opt->params[i].state[k]);
+        for (int k = 0; k < opt->groups[opt->params[i].group].n_state; k++)
+            nbi_nn_free_tensor(opt->params[i].state[k]);
     free(opt->params);
+    free(opt->groups);
     free(opt);
 }

@@ -68,10 +68,10 @@ typedef struct rms_args {
 RMS_KERNEL(float, f32, nbi_sqrt_inplace_f32)
 RMS_KERNEL(double, f64, nbi_sqrt_inplace_f64)
 
-static bool rmsprop_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state)
+static bool rmsprop_fused(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state)
 {
-    const nb_rmsprop_options *o = &opt->options.rmsprop;
-    rms_args a = {.alpha = o->alpha, .c = 1 - o->alpha, .wd = o->weight_decay, .eps = o->eps, .lr = opt->lr,
+    const nb_rmsprop_options *o = &grp->options.rmsprop;
+    rms_args a = {.alpha = o->alpha, .c = 1 - o->alpha, .wd = o->weight_decay, .eps = o->eps, .lr = grp->lr,
                   .momentum = o->momentum, .l2 = o->weight_decay != 0, .centered = o->centered,
                   .has_momentum = o->momentum > 0, .maximize = o->maximize};
     a.use_gw = a.l2 || a.maximize;
@@ -90,12 +90,12 @@ nb_rmsprop_options nb_rmsprop_defaults(void)
 }
 
 /* state: step, square_avg [, momentum_buffer] [, grad_avg] */
-static nb_status rmsprop_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
+static nb_status rmsprop_update(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state,
                                 int64_t t)
 {
     (void)t;
-    if (rmsprop_fused(opt, p, g, state)) return NB_OK;
-    const nb_rmsprop_options *o = &opt->options.rmsprop;
+    if (rmsprop_fused(grp, p, g, state)) return NB_OK;
+    const nb_rmsprop_options *o = &grp->options.rmsprop;
     int k = 2;
     nb_tensor *v = state[1], *buf = o->momentum > 0 ? state[k++] : NULL, *grad_avg = o->centered ? state[k++] : NULL;
     if (o->maximize) g = nb_neg(g);
@@ -109,23 +109,48 @@ static nb_status rmsprop_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor
         var = nb_sub(v, nb_mul(grad_avg, grad_avg));
     }
     nb_tensor *denom = nb_add_scalar(nb_sqrt(var), o->eps);
-    if (!buf) return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(g, opt->lr), denom)));
+    if (!buf) return nb_copy_(p, nb_sub(p, nb_div(nb_mul_scalar(g, grp->lr), denom)));
     st = nb_copy_(buf, nb_add(nb_mul_scalar(buf, o->momentum), nb_div(g, denom)));
-    return st ? st : nb_copy_(p, nb_sub(p, nb_mul_scalar(buf, opt->lr)));
+    return st ? st : nb_copy_(p, nb_sub(p, nb_mul_scalar(buf, grp->lr)));
+}
+
+/* The constructor's checks, shared with nb_rmsprop_add_param_group. */
+static bool rmsprop_check(const char *fn, nb_rmsprop_options o)
+{
+    return nbi_optim_check_nonneg(fn, "lr", o.lr) && nbi_optim_check_nonneg(fn, "alpha", o.alpha) &&
+           nbi_optim_check_nonneg(fn, "eps", o.eps) && nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay) &&
+           nbi_optim_check_nonneg(fn, "momentum", o.momentum);
+}
+
+void nbi_rmsprop_layout(nbi_optim_group *grp)
+{
+    nbi_optim_add_state(grp, "square_avg", 0);
+    if (grp->options.rmsprop.momentum > 0) nbi_optim_add_state(grp, "momentum_buffer", 0);
+    if (grp->options.rmsprop.centered) nbi_optim_add_state(grp, "grad_avg", 0);
+}
+
+static nbi_optim_group rmsprop_group(nb_rmsprop_options o)
+{
+    nbi_optim_group grp = {.lr = o.lr};
+    grp.options.rmsprop = o;
+    return grp;
 }
 
 nb_optimizer *nb_rmsprop_new(const nb_param_list *params, nb_rmsprop_options o)
 {
     const char *fn = "nb_rmsprop_new";
-    if (!nbi_optim_check_nonneg(fn, "lr", o.lr) || !nbi_optim_check_nonneg(fn, "alpha", o.alpha) ||
-        !nbi_optim_check_nonneg(fn, "eps", o.eps) || !nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay) ||
-        !nbi_optim_check_nonneg(fn, "momentum", o.momentum))
-        return NULL;
-    nb_optimizer *opt = nbi_optimizer_new(params, "RMSprop", o.lr, rmsprop_update, fn);
-    if (!opt) return NULL;
-    opt->options.rmsprop = o;
-    nbi_optim_add_state(opt, "square_avg", 0);
-    if (o.momentum > 0) nbi_optim_add_state(opt, "momentum_buffer", 0);
-    if (o.centered) nbi_optim_add_state(opt, "grad_avg", 0);
-    return opt;
+    if (!rmsprop_check(fn, o)) return NULL;
+    nbi_optim_group grp = rmsprop_group(o);
+    return nbi_optimizer_new(params, "RMSprop", &grp, rmsprop_update, nbi_rmsprop_layout, fn);
+}
+
+nb_status nb_rmsprop_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_rmsprop_options o)
+{
+    const char *fn = "nb_rmsprop_add_param_group";
+    if (!opt) return nbi_fail(NB_ERR_NULL, "%s: optimizer is NULL", fn);
+    if (opt->layout != nbi_rmsprop_layout)
+        return nbi_fail(NB_ERR_ARG, "%s: the optimizer is %s, not RMSprop", fn, opt->type);
+    if (!rmsprop_check(fn, o)) return nb_last_status();
+    nbi_optim_group grp = rmsprop_group(o);
+    return nbi_optimizer_add_group(opt, params, &grp, fn);
 }

@@ -67,10 +67,10 @@ typedef struct sgd_args {
 SGD_KERNEL(float, f32)
 SGD_KERNEL(double, f64)
 
-static bool sgd_fused(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+static bool sgd_fused(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
-    const nb_sgd_options *o = &opt->options.sgd;
-    sgd_args a = {.wd = o->weight_decay, .momentum = o->momentum, .damp = 1 - o->dampening, .lr = opt->lr,
+    const nb_sgd_options *o = &grp->options.sgd;
+    sgd_args a = {.wd = o->weight_decay, .momentum = o->momentum, .damp = 1 - o->dampening, .lr = grp->lr,
                   .l2 = o->weight_decay != 0, .has_momentum = o->momentum != 0, .first = t == 1,
                   .nesterov = o->nesterov, .maximize = o->maximize};
     a.use_dw = a.l2 || a.maximize;
@@ -86,10 +86,10 @@ nb_sgd_options nb_sgd_defaults(void)
     return (nb_sgd_options){.lr = 0.01};
 }
 
-static nb_status sgd_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
+static nb_status sgd_update(const nbi_optim_group *grp, nb_tensor *p, nb_tensor *g, nb_tensor *const *state, int64_t t)
 {
-    if (sgd_fused(opt, p, g, state, t)) return NB_OK;
-    const nb_sgd_options *o = &opt->options.sgd;
+    if (sgd_fused(grp, p, g, state, t)) return NB_OK;
+    const nb_sgd_options *o = &grp->options.sgd;
     nb_tensor *d = o->maximize ? nb_neg(g) : g;
     if (o->weight_decay != 0) d = nb_add(d, nb_mul_scalar(p, o->weight_decay));
     if (o->momentum != 0) {
@@ -101,23 +101,53 @@ static nb_status sgd_update(const nb_optimizer *opt, nb_tensor *p, nb_tensor *g,
         if (st) return st;
         d = o->nesterov ? nb_add(d, nb_mul_scalar(buf, o->momentum)) : buf;
     }
-    return nb_copy_(p, nb_sub(p, nb_mul_scalar(d, opt->lr)));
+    return nb_copy_(p, nb_sub(p, nb_mul_scalar(d, grp->lr)));
+}
+
+/* The constructor's checks, shared with nb_sgd_add_param_group. */
+static bool sgd_check(const char *fn, nb_sgd_options o)
+{
+    if (!nbi_optim_check_nonneg(fn, "lr", o.lr) || !nbi_optim_check_nonneg(fn, "momentum", o.momentum) ||
+        !nbi_optim_check_finite(fn, "dampening", o.dampening) ||
+        !nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay))
+        return false;
+    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0)) {
+        nbi_error(NB_ERR_ARG, "%s: nesterov needs momentum > 0 and dampening 0, got momentum %g and dampening %g",
+                  fn, o.momentum, o.dampening);
+        return false;
+    }
+    return true;
+}
+
+void nbi_sgd_layout(nbi_optim_group *grp)
+{
+    if (grp->options.sgd.momentum != 0) nbi_optim_add_state(grp, "momentum_buffer", 0);
+}
+
+static nbi_optim_group sgd_group(nb_sgd_options o)
+{
+    nbi_optim_group grp = {.lr = o.lr};
+    grp.options.sgd = o;
+    return grp;
 }
 
 nb_optimizer *nb_sgd_new(const nb_param_list *params, nb_sgd_options o)
 {
     const char *fn = "nb_sgd_new";
-    if (!nbi_optim_check_nonneg(fn, "lr", o.lr) || !nbi_optim_check_nonneg(fn, "momentum", o.momentum) ||
-        !nbi_optim_check_finite(fn, "dampening", o.dampening) ||
-        !nbi_optim_check_nonneg(fn, "weight_decay", o.weight_decay))
-        return NULL;
-    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-        return nbi_error(NB_ERR_ARG,
-                         "%s: nesterov needs momentum > 0 and dampening 0, got momentum %g and dampening %g", fn,
-                         o.momentum, o.dampening);
-    nb_optimizer *opt = nbi_optimizer_new(params, "SGD", o.lr, sgd_update, fn);
-    if (!opt) return NULL;
-    opt->options.sgd = o;
-    if (o.momentum != 0) nbi_optim_add_state(opt, "momentum_buffer", 0);
-    return opt;
+    if (!sgd_check(fn, o)) return NULL;
+    nbi_optim_group grp = sgd_group(o);
+    return nbi_optimizer_new(params, "SGD", &grp, sgd_update, nbi_sgd_layout, fn);
+}
+
+nb_status nb_sgd_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_sgd_options o)
+{
+    const char *fn = "nb_sgd_add_param_group";
+    if (!opt) return nbi_fail(NB_ERR_NULL, "%s: optimizer is NULL", fn);
+    if (opt->layout != nbi_sgd_layout)
+        return nbi_fail(NB_ERR_ARG, "%s: the optimizer is %s, not SGD (use nb_%s_add_param_group)", fn, opt->type,
+                        opt->layout == nbi_adam_layout ? "adam" : opt->layout == nbi_rmsprop_layout ? "rmsprop"
+                                                                                                   : "adagrad");
+    if (!sgd_check(fn, o)) return nb_last_status();
+    nbi_optim_group grp = sgd_group(o);
+    return nbi_optimizer_add_group(opt, params, &grp, fn);
 }

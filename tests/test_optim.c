@@ -989,6 +989,327 @@ START_TEST(maximize_fused_matches_op_path)
 }
 END_TEST
 
+/* Parameter groups: W in group 0, b in group 1 added with other options, 5 steps, against PyTorch 1.13 with the
+ * same two groups. Produced by (float64; both groups passed to the constructor, which PyTorch 1.13 needs for
+ * Adagrad: a group added later gets no "sum" state there, a KeyError at step):
+ *   opt = cls([dict(params=[w], **g0), dict(params=[b], **g1)], lr=g0["lr"]); 5 x (zero_grad,
+ *   mean((x @ w.T + b - y)^2).backward(), step), with the problem of tests/reference/optim_reference.py and g0 /
+ *   g1 the table's options (those not listed: PyTorch's defaults). PyTorch 1.13's Adagrad fills every group's sum
+ *   with the constructor's initial_accumulator_value (passed as 0.5), so both groups here start from 0.5. */
+/* The last error message contains frag. */
+#define assert_error_has(frag)                                                                                        \
+    ck_assert_msg(strstr(nb_last_error(), (frag)) != NULL, "error \"%s\" lacks \"%s\"", nb_last_error(), (frag))
+
+typedef struct group_case {
+    const char *name;
+    int kind;
+    nb_sgd_options sgd[2];
+    nb_adam_options adam[2];
+    nb_rmsprop_options rmsprop[2];
+    nb_adagrad_options adagrad[2];
+    double w[6], b[2];
+} group_case;
+
+static const group_case group_cases[] = {
+    {"sgd", K_SGD,
+     .sgd = {{.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 0.1},
+             {.lr = 0.2, .momentum = 0.5, .dampening = 0.3}},
+     .w = {0.8907929649940878, 0.6726079029058463, 0.14795685929332122,
+           0.01592624029250346, -0.2910988897615098, 0.9847883282929235},
+     .b = {0.09841647894652027, 0.3010928699046061}},
+    {"sgd_plain_head", K_SGD, .sgd = {{.lr = 0.01, .momentum = 0.8, .nesterov = true}, {.lr = 0.1}},
+     .w = {0.6139023270539529, -0.029511427581265303, 0.6304444443107333,
+           -0.1488133226226213, 0.21591935705011953, 0.3417958776097569},
+     .b = {0.14474093220657488, 0.1294930647894779}},
+    {"adam", K_ADAM,
+     .adam = {{.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.1},
+              {.lr = 0.1, .beta1 = 0.5, .beta2 = 0.9, .eps = 1e-6, .amsgrad = true}},
+     .w = {0.5495503336260493, -0.2501613669033577, 0.7499675903920576,
+           -0.1518792694990888, 0.3499334902628205, 0.1497452682233697},
+     .b = {0.22736598084665577, 0.3375101239348387}},
+    {"adamw", K_ADAMW,
+     .adam = {{.lr = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.3},
+              {.lr = 0.1, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-8}},
+     .w = {0.5418028189685116, -0.24601226979728735, 0.7383279408637484,
+           -0.149394374012507, 0.344264910129863, 0.1479523765005378},
+     .b = {0.29439317494471984, 0.36739212194329773}},
+    {"rmsprop", K_RMSPROP,
+     .rmsprop = {{.lr = 0.01, .alpha = 0.9, .eps = 1e-8, .momentum = 0.5, .centered = true},
+                 {.lr = 0.05, .alpha = 0.99, .eps = 1e-8, .weight_decay = 0.1}},
+     .w = {0.6840678399974374, -0.1078213126946224, 0.6054325241724121,
+           -0.10945201311586468, 0.19807434094028695, 0.2845523509147045},
+     .b = {0.15548700621440423, 0.39793488807427585}},
+    {"adagrad", K_ADAGRAD,
+     .adagrad = {{.lr = 0.1, .lr_decay = 0.1, .initial_accumulator_value = 0.5, .eps = 1e-10},
+                 {.lr = 0.5, .initial_accumulator_value = 0.5, .weight_decay = 0.05, .eps = 1e-10}},
+     .w = {0.7083658356243122, -0.05241526111675328, 0.559005138953316, -0.11083648559100402, 0.14838331859683218,
+           0.33662491903312547},
+     .b = {0.1476420338348582, 0.40398244302027575}},
+};
+
+/* The problem's W alone in one list and b alone in another (caller frees both lists). */
+static void split_lists(const problem *p, nb_param_list **body, nb_param_list **head)
+{
+    *body = nb_param_list_new();
+    *head = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(*body, "fc.weight", p->w, false));
+    ck_assert_ok(nb_param_list_add(*head, "fc.bias", p->b, false));
+}
+
+static nb_optimizer *make_grouped(const group_case *c, const nb_param_list *body, const nb_param_list *head)
+{
+    nb_optimizer *opt = NULL;
+    nb_status st = NB_ERR_ARG;
+    switch (c->kind) {
+    case K_SGD:
+        opt = nb_sgd_new(body, c->sgd[0]);
+        if (opt) st = nb_sgd_add_param_group(opt, head, c->sgd[1]);
+        break;
+    case K_ADAM:
+    case K_ADAMW:
+        opt = c->kind == K_ADAM ? nb_adam_new(body, c->adam[0]) : nb_adamw_new(body, c->adam[0]);
+        if (opt) st = nb_adam_add_param_group(opt, head, c->adam[1]);
+        break;
+    case K_RMSPROP:
+        opt = nb_rmsprop_new(body, c->rmsprop[0]);
+        if (opt) st = nb_rmsprop_add_param_group(opt, head, c->rmsprop[1]);
+        break;
+    case K_ADAGRAD:
+        opt = nb_adagrad_new(body, c->adagrad[0]);
+        if (opt) st = nb_adagrad_add_param_group(opt, head, c->adagrad[1]);
+        break;
+    }
+    ck_assert_msg(opt != NULL && st == NB_OK, "%s: %s", c->name, nb_last_error());
+    ck_assert_int_eq(nb_optimizer_num_param_groups(opt), 2);
+    return opt;
+}
+
+START_TEST(groups_match_pytorch)
+{
+    const group_case *c = &group_cases[_i];
+    problem p = problem_new(NB_F64);
+    nb_param_list *body, *head;
+    split_lists(&p, &body, &head);
+    nb_optimizer *opt = make_grouped(c, body, head);
+    train(opt, &p, 5);
+    char what[64];
+    snprintf(what, sizeof what, "%s W", c->name);
+    assert_near(p.w, c->w, 6, 1e-12, what);
+    snprintf(what, sizeof what, "%s b", c->name);
+    assert_near(p.b, c->b, 2, 1e-12, what);
+    nb_optimizer_free(opt);
+    nb_param_list_free(body);
+    nb_param_list_free(head);
+    problem_free(&p);
+}
+END_TEST
+
+/* f32, through the fused kernels: Adam(lr 0.01, weight_decay 0.1) on W, (lr 0.1, amsgrad) on b, PyTorch in
+ * float32 (the same script with dtype=torch.float32). */
+START_TEST(groups_f32_match_pytorch)
+{
+    static const double w[6] = {0.5494568943977356, -0.2501814663410187, 0.7499446272850037, -0.15198329091072083,
+                                0.3499293625354767, 0.14973776042461395};
+    static const double b[2] = {0.31305932998657227, 0.3773428201675415};
+    problem p = problem_new(NB_F32);
+    nb_param_list *body, *head;
+    split_lists(&p, &body, &head);
+    nb_adam_options o0 = nb_adam_defaults(), o1 = nb_adam_defaults();
+    o0.lr = 0.01;
+    o0.weight_decay = 0.1;
+    o1.lr = 0.1;
+    o1.amsgrad = true;
+    nb_optimizer *opt = nb_adam_new(body, o0);
+    ck_assert_ok(nb_adam_add_param_group(opt, head, o1));
+    train(opt, &p, 5);
+    assert_near(p.w, w, 6, 1e-6, "W");
+    assert_near(p.b, b, 2, 1e-6, "b");
+    nb_optimizer_free(opt);
+    nb_param_list_free(body);
+    nb_param_list_free(head);
+    problem_free(&p);
+}
+END_TEST
+
+/* Group lrs: set_lr sets every group, set_group_lr one; bad indices and lrs are refused and change nothing. */
+START_TEST(group_lr_accessors)
+{
+    problem p = problem_new(NB_F64);
+    nb_param_list *body, *head;
+    split_lists(&p, &body, &head);
+    nb_optimizer *opt = make_grouped(&group_cases[0], body, head);
+    ck_assert(nb_optimizer_get_lr(opt) == 0.05);
+    ck_assert(nb_optimizer_get_group_lr(opt, 0) == 0.05);
+    ck_assert(nb_optimizer_get_group_lr(opt, 1) == 0.2);
+    ck_assert(nb_optimizer_get_group_momentum(opt, 1) == 0.5);
+    ck_assert(isnan(nb_optimizer_get_group_lr(opt, 2)));
+    assert_error_has("nb_optimizer_get_group_lr: group 2 out of range");
+    ck_assert(isnan(nb_optimizer_get_group_lr(opt, -1)));
+    ck_assert_int_eq(nb_optimizer_set_group_lr(opt, 2, 0.1), NB_ERR_ARG);
+    ck_assert_int_eq(nb_optimizer_set_group_lr(opt, 1, -0.1), NB_ERR_ARG);
+    assert_error_has("lr must be a finite number >= 0, got -0.1");
+    ck_assert(nb_optimizer_get_group_lr(opt, 1) == 0.2);
+    ck_assert_ok(nb_optimizer_set_group_lr(opt, 1, 0.3));
+    ck_assert(nb_optimizer_get_group_lr(opt, 1) == 0.3 && nb_optimizer_get_lr(opt) == 0.05);
+    nb_optimizer_set_lr(opt, 0.01);
+    ck_assert(nb_optimizer_get_group_lr(opt, 0) == 0.01 && nb_optimizer_get_group_lr(opt, 1) == 0.01);
+    ck_assert_int_eq(nb_optimizer_num_param_groups(NULL), -1);
+    nb_optimizer_free(opt);
+    nb_param_list_free(body);
+    nb_param_list_free(head);
+    problem_free(&p);
+}
+END_TEST
+
+/* Every refusal of add_param_group leaves the optimizer as it was: one group, which still trains as before. */
+START_TEST(add_param_group_refusals)
+{
+    problem p = problem_new(NB_F64);
+    nb_param_list *body, *head;
+    split_lists(&p, &body, &head);
+    nb_sgd_options o = nb_sgd_defaults();
+    o.lr = 0.05;
+    nb_optimizer *opt = nb_sgd_new(body, o);
+    nb_param_list *empty = nb_param_list_new(), *renamed = nb_param_list_new(), *clash = nb_param_list_new();
+    ck_assert_ok(nb_param_list_add(renamed, "other.weight", p.w, false));
+    nb_tensor *other = nb_zeros(NB_SHAPE(2), NB_F64);
+    ck_assert_ok(nb_param_list_add(clash, "fc.weight", other, false));
+
+    ck_assert_int_eq(nb_adam_add_param_group(opt, head, nb_adam_defaults()), NB_ERR_ARG);
+    assert_error_has("nb_adam_add_param_group: the optimizer is SGD, not Adam or AdamW");
+    ck_assert_int_eq(nb_rmsprop_add_param_group(opt, head, nb_rmsprop_defaults()), NB_ERR_ARG);
+    ck_assert_int_eq(nb_adagrad_add_param_group(opt, head, nb_adagrad_defaults()), NB_ERR_ARG);
+    nb_sgd_options bad = o;
+    bad.nesterov = true;
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, head, bad), NB_ERR_ARG);
+    assert_error_has("nb_sgd_add_param_group: nesterov needs momentum > 0");
+    bad = o;
+    bad.lr = -1;
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, head, bad), NB_ERR_ARG);
+    assert_error_has("lr must be a finite number >= 0, got -1");
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, NULL, o), NB_ERR_NULL);
+    ck_assert_int_eq(nb_sgd_add_param_group(NULL, head, o), NB_ERR_NULL);
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, empty, o), NB_ERR_ARG);
+    assert_error_has("no f32 or f64 parameters");
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, body, o), NB_ERR_ARG);
+    assert_error_has("parameter \"fc.weight\" is already in parameter group 0");
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, renamed, o), NB_ERR_ARG);
+    assert_error_has("parameter \"other.weight\" is already in parameter group 0 (as "
+                                            "\"fc.weight\")");
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, clash, o), NB_ERR_ARG);
+    assert_error_has("parameter group 0 already has a parameter named \"fc.weight\"");
+    ck_assert_int_eq(nb_optimizer_num_param_groups(opt), 1);
+    ck_assert_ok(nb_sgd_add_param_group(opt, head, o));
+    ck_assert_int_eq(nb_sgd_add_param_group(opt, head, o), NB_ERR_ARG); /* now held by group 1 */
+    assert_error_has("already in parameter group 1");
+    ck_assert_int_eq(nb_optimizer_num_param_groups(opt), 2);
+    /* The two groups with equal options train exactly as one group (tests/reference: case "sgd"). */
+    train(opt, &p, 5);
+    const ref_case *c = find_case("sgd");
+    assert_near(p.w, c->w, 6, 1e-10, "W");
+    assert_near(p.b, c->b, 2, 1e-10, "b");
+
+    nb_free(other);
+    nb_param_list_free(empty);
+    nb_param_list_free(renamed);
+    nb_param_list_free(clash);
+    nb_optimizer_free(opt);
+    nb_param_list_free(body);
+    nb_param_list_free(head);
+    problem_free(&p);
+}
+END_TEST
+
+/* Two groups, their lrs changed after step 2: a checkpoint after step 3 restored into a fresh two-group optimizer
+ * gives, 2 steps later, the bits of 5 uninterrupted steps. State names are those of one group. Then the group
+ * structure is checked: one group, a group of another size, and a one-group checkpoint are refused. */
+START_TEST(groups_checkpoint_resumes_bit_exactly)
+{
+    const group_case *c = &group_cases[2]; /* Adam, amsgrad in group 1: the two groups differ in state */
+    problem a = problem_new(NB_F64);
+    nb_param_list *ab, *ah;
+    split_lists(&a, &ab, &ah);
+    nb_optimizer *oa = make_grouped(c, ab, ah);
+    train(oa, &a, 2);
+    ck_assert_ok(nb_optimizer_set_group_lr(oa, 0, 0.005));
+    ck_assert_ok(nb_optimizer_set_group_lr(oa, 1, 0.07));
+    train(oa, &a, 3);
+
+    problem b = problem_new(NB_F64);
+    nb_param_list *bb, *bh;
+    split_lists(&b, &bb, &bh);
+    nb_optimizer *ob = make_grouped(c, bb, bh);
+    train(ob, &b, 2);
+    ck_assert_ok(nb_optimizer_set_group_lr(ob, 0, 0.005));
+    ck_assert_ok(nb_optimizer_set_group_lr(ob, 1, 0.07));
+    train(ob, &b, 1);
+    nb_param_list *saved = nb_param_list_new();
+    nb_metadata meta = {0};
+    ck_assert_ok(nb_optimizer_state(ob, "optim", saved, &meta));
+    ck_assert_int_eq(saved->count, 3 + 4);
+    ck_assert_ptr_nonnull(nb_param_list_find(saved, "optim.fc.bias.max_exp_avg_sq"));
+    ck_assert_ptr_null(nb_param_list_find(saved, "optim.fc.weight.max_exp_avg_sq"));
+    ck_assert_str_eq(nb_metadata_get(&meta, "optim.param_groups"), "2");
+    ck_assert_str_eq(nb_metadata_get(&meta, "optim.group1.lr"), "0.070000000000000007");
+    nb_param_list *checkpoint = nb_param_list_new();
+    nb_no_grad_begin();
+    for (int i = 0; i < saved->count; i++)
+        ck_assert_ok(nb_param_list_add(checkpoint, saved->items[i].name, nb_clone(saved->items[i].tensor), true));
+    ck_assert_ok(nb_param_list_add(checkpoint, "fc.weight", nb_clone(b.w), false));
+    ck_assert_ok(nb_param_list_add(checkpoint, "fc.bias", nb_clone(b.b), false));
+    nb_no_grad_end();
+    nb_optimizer_free(ob);
+    nb_param_list_free(saved);
+    nb_param_list_free(bb);
+    nb_param_list_free(bh);
+    problem_free(&b);
+
+    problem r = problem_new(NB_F64);
+    nb_param_list *rb, *rh;
+    split_lists(&r, &rb, &rh);
+    /* Wrong structures first: nothing they refuse may change the optimizer that then resumes. */
+    nb_optimizer *one = nb_adam_new(r.list, c->adam[0]);
+    ck_assert_int_eq(nb_optimizer_restore(one, &meta, "optim"), NB_ERR_FORMAT);
+    assert_error_has("the checkpoint has 2 parameter groups, the optimizer 1");
+    nb_optimizer_free(one);
+    ck_assert_ok(nb_copy_(r.w, nb_param_list_find(checkpoint, "fc.weight")));
+    ck_assert_ok(nb_copy_(r.b, nb_param_list_find(checkpoint, "fc.bias")));
+    nb_optimizer *orr = make_grouped(c, rb, rh);
+    nb_param_list *fresh = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(orr, "optim", fresh, NULL));
+    for (int i = 0; i < fresh->count; i++)
+        ck_assert_ok(nb_copy_(fresh->items[i].tensor, nb_param_list_find(checkpoint, fresh->items[i].name)));
+    nb_metadata other = meta;
+    ck_assert_ok(nb_metadata_set(&other, "optim.group1.params", "2"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
+    assert_error_has("parameter group 1 has 2 parameters in the checkpoint, 1 in the");
+    nb_metadata single = {0};
+    ck_assert_ok(nb_metadata_set(&single, "optim.optimizer", "Adam"));
+    ck_assert_ok(nb_metadata_set(&single, "optim.steps", "3"));
+    ck_assert_ok(nb_metadata_set(&single, "optim.lr", "0.5"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &single, "optim"), NB_ERR_FORMAT);
+    assert_error_has("the checkpoint has 1 parameter group, the optimizer 2");
+    ck_assert(nb_optimizer_get_group_lr(orr, 0) == 0.01 && nb_optimizer_steps(orr) == 0);
+    ck_assert_ok(nb_optimizer_restore(orr, &meta, "optim"));
+    ck_assert(nb_optimizer_get_group_lr(orr, 0) == 0.005 && nb_optimizer_get_group_lr(orr, 1) == 0.07);
+    train(orr, &r, 2);
+    assert_same_bits(r.w, a.w, "W");
+    assert_same_bits(r.b, a.b, "b");
+
+    for (int i = 0; i < checkpoint->count; i++) nb_free(checkpoint->items[i].tensor);
+    nb_param_list_free(checkpoint);
+    nb_param_list_free(fresh);
+    nb_optimizer_free(orr);
+    nb_optimizer_free(oa);
+    nb_param_list_free(rb);
+    nb_param_list_free(rh);
+    nb_param_list_free(ab);
+    nb_param_list_free(ah);
+    problem_free(&r);
+    problem_free(&a);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------
  * Gradient clipping
  * ---------------------------------------------------------------------------------------------- */
@@ -1201,6 +1522,11 @@ Suite *make_suite(void)
     tcase_add_test(tc, adagrad_maximize_matches_pytorch);
     tcase_add_test(tc, maximize_equals_minimizing_negated_loss);
     tcase_add_test(tc, maximize_fused_matches_op_path);
+    tcase_add_loop_test(tc, groups_match_pytorch, 0, (int)(sizeof group_cases / sizeof *group_cases));
+    tcase_add_test(tc, groups_f32_match_pytorch);
+    tcase_add_test(tc, group_lr_accessors);
+    tcase_add_test(tc, add_param_group_refusals);
+    tcase_add_test(tc, groups_checkpoint_resumes_bit_exactly);
     tcase_add_loop_test(tc, clip_grad_norm_matches_pytorch, 0, (int)(sizeof clip_cases / sizeof *clip_cases));
     tcase_add_test(tc, clip_grad_norm_f32);
     tcase_add_test(tc, clip_grad_norm_below_max_changes_nothing);

@@ -397,6 +397,313 @@ START_TEST(scheduler_errors)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------------
+ * Parameter groups and OneCycleLR. Reference: PyTorch 1.13 on SGD([dict(params=[a], lr=0.1, momentum=0.9),
+ * dict(params=[b], lr=0.02, momentum=0.8)]) (Adam: betas (0.8, 0.99) in group 1), float64; the lrs right after
+ * creation and after each of 10 steps (o.step(); s.step()), printed with repr.
+ * ---------------------------------------------------------------------------------------------- */
+typedef struct two_groups {
+    nb_tensor *a, *b;
+    nb_param_list *la, *lb;
+    nb_optimizer *opt;
+} two_groups;
+
+static two_groups two_groups_new(bool adam, bool late)
+{
+    two_groups t;
+    t.a = nb_zeros(NB_SHAPE(1), NB_F64);
+    t.b = nb_zeros(NB_SHAPE(1), NB_F64);
+    nb_set_requires_grad(t.a, true);
+    nb_set_requires_grad(t.b, true);
+    t.la = nb_param_list_new();
+    t.lb = nb_param_list_new();
+    nb_param_list_add(t.la, "a", t.a, false);
+    nb_param_list_add(t.lb, "b", t.b, false);
+    if (adam) {
+        nb_adam_options o0 = nb_adam_defaults(), o1 = nb_adam_defaults();
+        o0.lr = 0.1;
+        o1.lr = 0.02;
+        o1.beta1 = 0.8;
+        o1.beta2 = 0.99;
+        t.opt = nb_adam_new(t.la, o0);
+        ck_assert_ok(nb_adam_add_param_group(t.opt, t.lb, o1));
+    } else {
+        nb_sgd_options o0 = nb_sgd_defaults(), o1 = nb_sgd_defaults();
+        o0.lr = 0.1;
+        o0.momentum = 0.9;
+        o1.lr = 0.02;
+        o1.momentum = 0.8;
+        t.opt = nb_sgd_new(t.la, o0);
+        if (!late) ck_assert_ok(nb_sgd_add_param_group(t.opt, t.lb, o1));
+    }
+    return t;
+}
+
+static void two_groups_free(two_groups *t)
+{
+    nb_optimizer_free(t->opt);
+    nb_param_list_free(t->la);
+    nb_param_list_free(t->lb);
+    nb_free(t->a);
+    nb_free(t->b);
+}
+
+static const struct {
+    const char *name;
+    double lr[2][11];
+} group_expected[] = {
+    {"StepLR(3, 0.5)",
+     {{0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125},
+      {0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025}}},
+    {"CosineAnnealingLR(4, 0.001)",
+     {{0.1, 0.0855017856687341, 0.0505, 0.0154982143312659, 0.001, 0.015498214331265896, 0.05050000000000001,
+       0.08550178566873413, 0.10000000000000003, 0.08550178566873413, 0.05050000000000003},
+      {0.02, 0.0172175144212722, 0.010499999999999999, 0.0037824855787277987, 0.001, 0.003782485578727798,
+       0.010500000000000002, 0.017217514421272208, 0.020000000000000007, 0.017217514421272208,
+       0.010500000000000006}}},
+    {"LinearLR(0.25, total_iters=4) then ExponentialLR(0.9), both stepped",
+     {{0.025, 0.03937500000000001, 0.05062500000000001, 0.05923125000000001, 0.06561000000000002,
+       0.05904900000000002, 0.05314410000000002, 0.04782969000000002, 0.043046721000000024, 0.03874204890000002,
+       0.03486784401000002},
+      {0.005, 0.007875000000000002, 0.010125000000000004, 0.011846250000000006, 0.013122000000000007,
+       0.011809800000000006, 0.010628820000000006, 0.009565938000000005, 0.008609344200000004,
+       0.007748409780000004, 0.006973568802000004}}},
+    {"ReduceLROnPlateau(factor=0.5, patience=1, min_lr=0.01) on the metrics below",
+     {{0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125, 0.0125},
+      {0.02, 0.02, 0.02, 0.02, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01}}},
+};
+static const double group_metrics[10] = {1.0, 0.9, 0.95, 0.97, 0.96, 0.99, 0.98, 0.97, 0.8, 0.85};
+
+START_TEST(schedules_drive_every_group)
+{
+    two_groups t = two_groups_new(false, false);
+    nb_scheduler *s = NULL, *s2 = NULL;
+    nb_plateau_options po = nb_plateau_defaults();
+    po.factor = 0.5;
+    po.patience = 1;
+    po.min_lr = 0.01;
+    switch (_i) {
+    case 0: s = nb_step_lr_new(t.opt, 3, 0.5); break;
+    case 1: s = nb_cosine_annealing_lr_new(t.opt, 4, 0.001); break;
+    case 2:
+        s = nb_linear_warmup_new(t.opt, 4, 0.25);
+        s2 = nb_exponential_lr_new(t.opt, 0.9);
+        break;
+    case 3: s = nb_reduce_on_plateau_new(t.opt, po); break;
+    }
+    ck_assert_msg(s != NULL, "%s", nb_last_error());
+    for (int e = 0; e <= 10; e++) {
+        if (e > 0) ck_assert_ok(nb_scheduler_step_metric(s, group_metrics[e - 1]));
+        if (e > 0 && s2) ck_assert_ok(nb_scheduler_step(s2));
+        for (int g = 0; g < 2; g++) {
+            double lr = nb_optimizer_get_group_lr(t.opt, g);
+            ck_assert_msg(lr == group_expected[_i].lr[g][e], "%s group %d epoch %d: lr %.17g, expected %.17g",
+                          group_expected[_i].name, g, e, lr, group_expected[_i].lr[g][e]);
+        }
+    }
+    nb_scheduler_free(s);
+    nb_scheduler_free(s2);
+    two_groups_free(&t);
+}
+END_TEST
+
+/* A group added after the schedule, before its third step, is scheduled from its own lr as PyTorch's StepLR does
+ * (its chainable form multiplies every group's current lr): the same sequence as case 0 for both groups. */
+START_TEST(group_added_after_schedule)
+{
+    two_groups t = two_groups_new(false, true);
+    nb_scheduler *s = nb_step_lr_new(t.opt, 3, 0.5);
+    for (int e = 1; e <= 10; e++) {
+        if (e == 3) {
+            nb_sgd_options o = nb_sgd_defaults();
+            o.lr = 0.02;
+            o.momentum = 0.8;
+            ck_assert_ok(nb_sgd_add_param_group(t.opt, t.lb, o));
+        }
+        ck_assert_ok(nb_scheduler_step(s));
+        for (int g = 0; g < nb_optimizer_num_param_groups(t.opt); g++)
+            ck_assert_msg(nb_optimizer_get_group_lr(t.opt, g) == group_expected[0].lr[g][e], "group %d epoch %d", g,
+                          e);
+    }
+    nb_scheduler_free(s);
+    two_groups_free(&t);
+}
+END_TEST
+
+/* OneCycleLR(max_lr=[1.0, 0.4], total_steps=10), defaults otherwise; lr and momentum of both groups. Momentum is
+ * the same for both groups (one base/max pair). */
+static const struct {
+    const char *name;
+    bool adam, linear, three_phase;
+    double lr[2][11], momentum[11];
+} cycle_expected[] = {
+    {"SGD cos", false, false, false,
+     {{0.040000000000000036, 0.52, 1.0, 0.9504846320134737, 0.8117456539497631, 0.6112620219362893,
+       0.38874197806371075, 0.18825834605023697, 0.049519367986526286, 4e-06, 0.04951936798652623},
+      {0.016000000000000014, 0.20800000000000002, 0.4, 0.38019385280538953, 0.3246982615799052, 0.24450480877451572,
+       0.1554967912254843, 0.0753033384200948, 0.019807747194610516, 1.6e-06, 0.019807747194610495}},
+     {0.95, 0.8999999999999999, 0.85, 0.854951556604879, 0.8688255099070633, 0.8888739533021842, 0.9111260466978157,
+      0.9311744900929366, 0.945048443395121, 0.95, 0.945048443395121}},
+    {"SGD linear", false, true, false,
+     {{0.04, 0.52, 1.0, 0.8571434285714286, 0.7142868571428571, 0.5714302857142857, 0.42857371428571434,
+       0.2857171428571429, 0.14286057142857145, 4.000000000004e-06, -0.14285257142857133},
+      {0.016, 0.20800000000000002, 0.4, 0.3428573714285714, 0.2857147428571429, 0.2285721142857143,
+       0.17142948571428573, 0.11428685714285713, 0.05714422857142859, 1.599999999990498e-06,
+       -0.057141028571428554}},
+     {0.95, 0.8999999999999999, 0.85, 0.8642857142857142, 0.8785714285714286, 0.8928571428571428,
+      0.9071428571428571, 0.9214285714285714, 0.9357142857142857, 0.95, 0.9642857142857142}},
+    {"SGD cos three-phase", false, false, true,
+     {{0.040000000000000036, 0.52, 1.0, 0.52, 0.04, 0.0361807218535102, 0.0261817218535102, 0.013822278146489805,
+       0.0038232781464898036, 4e-06, 0.0038232781464897993},
+      {0.016000000000000014, 0.20800000000000002, 0.4, 0.20800000000000002, 0.016, 0.014472288741404079,
+       0.010472688741404078, 0.005528911258595921, 0.0015293112585959211, 1.6e-06, 0.0015293112585959194}},
+     {0.95, 0.8999999999999999, 0.85, 0.8999999999999999, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95}},
+    {"SGD linear three-phase", false, true, true,
+     {{0.04, 0.52, 1.0, 0.52, 0.040000000000000036, 0.032000799999999996, 0.024001599999999998, 0.0160024,
+       0.008003199999999995, 3.9999999999970615e-06, -0.007995200000000001},
+      {0.016, 0.20800000000000002, 0.4, 0.20800000000000002, 0.016000000000000014, 0.01280032, 0.00960064,
+       0.006400960000000001, 0.003201280000000001, 1.6000000000009063e-06, -0.003198079999999999}},
+     {0.95, 0.8999999999999999, 0.85, 0.8999999999999999, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95}},
+    {"Adam cos (beta1 cycles)", true, false, false,
+     {{0.040000000000000036, 0.52, 1.0, 0.9504846320134737, 0.8117456539497631, 0.6112620219362893,
+       0.38874197806371075, 0.18825834605023697, 0.049519367986526286, 4e-06, 0.04951936798652623},
+      {0.016000000000000014, 0.20800000000000002, 0.4, 0.38019385280538953, 0.3246982615799052, 0.24450480877451572,
+       0.1554967912254843, 0.0753033384200948, 0.019807747194610516, 1.6e-06, 0.019807747194610495}},
+     {0.95, 0.8999999999999999, 0.85, 0.854951556604879, 0.8688255099070633, 0.8888739533021842, 0.9111260466978157,
+      0.9311744900929366, 0.945048443395121, 0.95, 0.945048443395121}},
+};
+
+static nb_scheduler *one_cycle(nb_optimizer *opt, int i)
+{
+    nb_one_cycle_options o = nb_one_cycle_defaults();
+    o.anneal_linear = cycle_expected[i].linear;
+    o.three_phase = cycle_expected[i].three_phase;
+    nb_scheduler *s = nb_one_cycle_lr_new(opt, 2, (const double[]){1.0, 0.4}, 10, o);
+    ck_assert_msg(s != NULL, "%s", nb_last_error());
+    return s;
+}
+
+static void check_cycle(nb_optimizer *opt, int i, int e)
+{
+    for (int g = 0; g < 2; g++) {
+        double lr = nb_optimizer_get_group_lr(opt, g), m = nb_optimizer_get_group_momentum(opt, g);
+        ck_assert_msg(lr == cycle_expected[i].lr[g][e], "%s group %d epoch %d: lr %.17g, expected %.17g",
+                      cycle_expected[i].name, g, e, lr, cycle_expected[i].lr[g][e]);
+        ck_assert_msg(m == cycle_expected[i].momentum[e], "%s group %d epoch %d: momentum %.17g, expected %.17g",
+                      cycle_expected[i].name, g, e, m, cycle_expected[i].momentum[e]);
+    }
+}
+
+/* The sequences, then PyTorch's refusal of an 11th step ("Tried to step 12 times. The specified number of total
+ * steps is 10"), which changes nothing. */
+START_TEST(one_cycle_matches_pytorch)
+{
+    two_groups t = two_groups_new(cycle_expected[_i].adam, false);
+    nb_scheduler *s = one_cycle(t.opt, _i);
+    for (int e = 0; e <= 10; e++) {
+        if (e > 0) ck_assert_ok(nb_scheduler_step(s));
+        check_cycle(t.opt, _i, e);
+    }
+    ck_assert_int_eq(nb_scheduler_step(s), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "nb_scheduler_step: OneCycleLR tried to step 12 times; the specified number of "
+                                  "total steps is 10");
+    ck_assert_int_eq(nb_scheduler_epoch(s), 10);
+    check_cycle(t.opt, _i, 10);
+    nb_scheduler_free(s);
+    two_groups_free(&t);
+}
+END_TEST
+
+/* A OneCycleLR checkpoint after 4 steps, restored into a fresh optimizer and schedule (made, as a restart does,
+ * before the restore: creation sets the epoch-0 lr and momentum), continues the sequence, momentum included. */
+START_TEST(one_cycle_state_restores)
+{
+    two_groups a = two_groups_new(false, false);
+    nb_scheduler *sa = one_cycle(a.opt, 2);
+    for (int e = 0; e < 4; e++) ck_assert_ok(nb_scheduler_step(sa));
+    nb_metadata meta = {0};
+    nb_param_list *state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(a.opt, "optim", state, &meta));
+    ck_assert_ok(nb_scheduler_state(sa, "sched", &meta));
+    ck_assert_str_eq(nb_metadata_get(&meta, "sched.param_groups"), "2");
+    ck_assert_str_eq(nb_metadata_get(&meta, "sched.total_steps"), "10");
+
+    two_groups b = two_groups_new(false, false);
+    nb_scheduler *sb = one_cycle(b.opt, 2);
+    ck_assert_ok(nb_optimizer_restore(b.opt, &meta, "optim"));
+    ck_assert_ok(nb_scheduler_restore(sb, &meta, "sched"));
+    check_cycle(b.opt, 2, 4);
+    for (int e = 5; e <= 10; e++) {
+        ck_assert_ok(nb_scheduler_step(sb));
+        check_cycle(b.opt, 2, e);
+    }
+    /* Another total_steps, or one group, is refused. */
+    nb_scheduler *other = nb_one_cycle_lr_new(b.opt, 1, (const double[]){1.0}, 20, nb_one_cycle_defaults());
+    ck_assert_int_eq(nb_scheduler_restore(other, &meta, "sched"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "total_steps 10, this one 20");
+    setup one = setup_new();
+    nb_scheduler *step = nb_step_lr_new(one.opt, 3, 0.5);
+    nb_metadata two = {0};
+    nb_scheduler *sa_step = nb_step_lr_new(a.opt, 3, 0.5);
+    ck_assert_ok(nb_scheduler_state(sa_step, "s", &two));
+    ck_assert_int_eq(nb_scheduler_restore(step, &two, "s"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "drove 2 parameter groups, the optimizer has 1");
+    ck_assert(nb_optimizer_get_lr(one.opt) == 0.1);
+
+    nb_scheduler_free(sa_step);
+    nb_scheduler_free(step);
+    setup_free(&one);
+    nb_scheduler_free(other);
+    nb_scheduler_free(sa);
+    nb_scheduler_free(sb);
+    nb_param_list_free(state);
+    two_groups_free(&a);
+    two_groups_free(&b);
+}
+END_TEST
+
+START_TEST(one_cycle_errors)
+{
+    two_groups t = two_groups_new(false, false);
+    nb_one_cycle_options o = nb_one_cycle_defaults();
+    const double one[1] = {1.0};
+    ck_assert_ptr_null(nb_one_cycle_lr_new(NULL, 1, one, 10, o));
+    ck_assert_error(NB_ERR_NULL, "nb_one_cycle_lr_new", "optimizer");
+    ck_assert_ptr_null(nb_one_cycle_lr_new(t.opt, 3, (const double[]){1, 2, 3}, 10, o));
+    ck_assert_error(NB_ERR_ARG, "expected 1 or 2 values for max_lr", "got 3");
+    ck_assert_ptr_null(nb_one_cycle_lr_new(t.opt, 1, one, 0, o));
+    ck_assert_error(NB_ERR_ARG, "total_steps must be > 0, got 0");
+    o.pct_start = 1.5;
+    ck_assert_ptr_null(nb_one_cycle_lr_new(t.opt, 1, one, 10, o));
+    ck_assert_error(NB_ERR_ARG, "pct_start must be in [0, 1], got 1.5");
+    o.pct_start = 0.1; /* pct_start * total_steps = 1: the first phase is empty */
+    ck_assert_ptr_null(nb_one_cycle_lr_new(t.opt, 1, one, 10, o));
+    ck_assert_error(NB_ERR_ARG, "makes phase 1 of the two-phase schedule empty");
+    o = nb_one_cycle_defaults();
+    o.base_momentum = 0;
+    ck_assert_ptr_null(nb_one_cycle_lr_new(t.opt, 1, one, 10, o));
+    ck_assert_error(NB_ERR_ARG, "base_momentum must be finite and > 0, got 0");
+    ck_assert(nb_optimizer_get_group_lr(t.opt, 1) == 0.02 && nb_optimizer_get_group_momentum(t.opt, 1) == 0.8);
+    /* Without momentum: Adagrad, and an SGD group made with momentum 0 (fine with cycle_momentum off). */
+    setup su = setup_new();
+    ck_assert_ptr_null(nb_one_cycle_lr_new(su.opt, 1, one, 10, nb_one_cycle_defaults()));
+    ck_assert_error(NB_ERR_ARG, "parameter group 0 of SGD was made with momentum 0");
+    o = nb_one_cycle_defaults();
+    o.cycle_momentum = false;
+    nb_scheduler *s = nb_one_cycle_lr_new(su.opt, 1, one, 10, o);
+    ck_assert_msg(s != NULL, "%s", nb_last_error());
+    ck_assert(nb_optimizer_get_lr(su.opt) == 0.040000000000000036);
+    nb_scheduler_free(s);
+    nb_optimizer *ada = nb_adagrad_new(su.list, nb_adagrad_defaults());
+    ck_assert_ptr_null(nb_one_cycle_lr_new(ada, 1, one, 10, nb_one_cycle_defaults()));
+    ck_assert_error(NB_ERR_ARG, "cycle_momentum needs an optimizer with momentum or betas; Adagrad has neither");
+    ck_assert(isnan(nb_optimizer_get_group_momentum(ada, 0)));
+    nb_optimizer_free(ada);
+    setup_free(&su);
+    two_groups_free(&t);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------------
  * Early stopping
  * ---------------------------------------------------------------------------------------------- */
 /* Minimizing with patience 3 and min_delta 0.01: the best is epoch 4 (0.7); 0.795 and 0.79 are not better than
@@ -549,6 +856,11 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, schedule_state_restores, 0, n);
     tcase_add_test(tc, plateau_state_restores);
     tcase_add_test(tc, scheduler_errors);
+    tcase_add_loop_test(tc, schedules_drive_every_group, 0, (int)(sizeof group_expected / sizeof *group_expected));
+    tcase_add_test(tc, group_added_after_schedule);
+    tcase_add_loop_test(tc, one_cycle_matches_pytorch, 0, (int)(sizeof cycle_expected / sizeof *cycle_expected));
+    tcase_add_test(tc, one_cycle_state_restores);
+    tcase_add_test(tc, one_cycle_errors);
     tcase_add_test(tc, early_stopping_stops_and_restores_best);
     tcase_add_test(tc, early_stopping_maximize_and_nan);
     tcase_add_test(tc, early_stopping_errors);
