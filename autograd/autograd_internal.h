@@ -45,6 +45,15 @@ static inline const void *nbi_ctx(const nbi_tensor *out) { return out->ctx; }
  * their input unchanged but must hand back a new tensor). */
 nb_tensor *nbi_alias(nbi_tensor *t, const char *fn);
 
+/* For a backward formula whose result depends on x only through quantities with zero derivative (a mask from
+ * comparisons of x, argmax positions): grad, unchanged in value, recorded as a function of x whose derivative
+ * in x is zero. PyTorch declares these gradients (relu's threshold_backward, abs's sgn, leaky_relu, max pooling,
+ * average pooling) as functions of x, so under NB_CREATE_GRAPH the first-order gradient requires grad whenever
+ * x does, and differentiating it again gives x a zero gradient instead of failing for want of a graph.
+ * Returns grad itself when nothing would be recorded (grad mode off, or x not requiring grad). grad NULL
+ * propagates. */
+nb_tensor *nbi_tie_to_input(nb_tensor *grad, nbi_tensor *x);
+
 /* Kills a forward temporary (a converted input, a scalar made into a tensor) once the result holds it. */
 static inline void nbi_drop_temp(nbi_tensor *tmp, const nbi_tensor *original)
 {

@@ -7,13 +7,37 @@
 
 #include <math.h>
 
+/* PyTorch refuses subtraction with a bool operand (it would not be the logical operation one might expect)
+ * and powers of two bools. */
+static bool bool_operands_allowed(const char *fn, nbi_binary_kind kind, const nbi_tensor *a, const nbi_tensor *b)
+{
+    bool a_bool = a->dtype == NB_BOOL, b_bool = b->dtype == NB_BOOL;
+    if (!(kind == NBI_SUB && (a_bool || b_bool)) && !(kind == NBI_POW && a_bool && b_bool)) return true;
+    char sa[NBI_SHAPE_STR], sb[NBI_SHAPE_STR];
+    nbi_shape_fmt(sa, a->ndim, a->shape);
+    nbi_shape_fmt(sb, b->ndim, b->shape);
+    if (kind == NBI_POW)
+        nbi_error(NB_ERR_DTYPE, "%s: powers of two bool tensors are not supported (shapes %s and %s); convert one "
+                                "with nb_to_dtype",
+                  fn, sa, sb);
+    else if (a_bool && b_bool)
+        nbi_error(NB_ERR_DTYPE, "%s: subtraction with two bool tensors is not supported (shapes %s and %s); use "
+                                "nb_ne for exclusive or",
+                  fn, sa, sb);
+    else
+        nbi_error(NB_ERR_DTYPE, "%s: subtraction with a bool tensor is not supported (%s %s and %s %s); to invert a "
+                                "mask use nb_eq_scalar(mask, 0), else convert it with nb_to_dtype",
+                  fn, nb_dtype_name(a->dtype), sa, nb_dtype_name(b->dtype), sb);
+    return false;
+}
+
 static nb_tensor *binary(const char *fn, nbi_binary_kind kind, const nbi_op *op, nb_tensor *ah, nb_tensor *bh)
 {
     nbi_tensor *a0 = nbi_resolve(ah, fn, "a"), *b0 = nbi_resolve(bh, fn, "b");
     if (!a0 || !b0) return NULL;
     nb_dtype dt = nbi_promote(a0->dtype, b0->dtype);
-    if ((kind == NBI_DIV || kind == NBI_POW) && !nbi_is_float(dt)) dt = NB_F32; /* true division */
-    else if (dt == NB_BOOL && kind < NBI_EQ) dt = NB_I64;
+    if (!bool_operands_allowed(fn, kind, a0, b0)) return NULL;
+    if (kind == NBI_DIV && !nbi_is_float(dt)) dt = NB_F32; /* true division */
     int ndim;
     int64_t shape[NB_MAX_DIMS];
     if (!nbi_broadcast_shape(fn, a0->ndim, a0->shape, b0->ndim, b0->shape, &ndim, shape)) return NULL;
@@ -47,6 +71,16 @@ static nb_tensor *with_scalar(const char *fn, nbi_binary_kind kind, const nbi_op
 {
     nbi_tensor *t = nbi_resolve(th, fn, "tensor");
     if (!t) return NULL;
+    char b[NBI_SHAPE_STR];
+    if (kind == NBI_SUB && t->dtype == NB_BOOL)
+        return nbi_error(NB_ERR_DTYPE, "%s: subtraction with a bool tensor (shape %s) is not supported; to invert "
+                                       "a mask use nb_eq_scalar(mask, 0), else convert it with nb_to_dtype",
+                         fn, nbi_shape_fmt(b, t->ndim, t->shape));
+    /* the integer result could only be 0 or +-1, which PyTorch refuses to guess at for t ^ (negative int) */
+    if (kind == NBI_POW && !scalar_first && !nbi_is_float(t->dtype) && integral_scalar(s) && s < 0)
+        return nbi_error(NB_ERR_VALUE, "%s: integers to negative integer powers are not allowed (%s tensor of shape "
+                                       "%s to the power %g); convert the tensor with nb_to_dtype",
+                         fn, nb_dtype_name(t->dtype), nbi_shape_fmt(b, t->ndim, t->shape), s);
     nb_dtype dt = nbi_is_float(t->dtype) ? t->dtype : integral_scalar(s) ? NB_I64 : NB_F32;
     nb_tensor *sh = nb_scalar(s, dt);
     if (!sh) return NULL;

@@ -102,9 +102,11 @@ nb_tensor *nb_dropout2d(nb_tensor *input, double p, bool training, nb_generator 
     char xs[NBI_SHAPE_STR];
     nbi_shape_fmt(xs, x->ndim, x->shape);
     if (!(p >= 0 && p <= 1)) return nbi_error(NB_ERR_ARG, "%s: dropout probability p must be in [0, 1], got %g", fn, p);
+    /* in evaluation any input passes unchanged, whatever its rank (torch 1.13 only warns) */
+    if (!training) return nbi_alias(x, fn);
     if (x->ndim != 3 && x->ndim != 4)
         return nbi_error(NB_ERR_SHAPE, "%s: expected an input (N, C, H, W) or (N, C, L), got %s", fn, xs);
-    if (!training || p == 0 || x->numel == 0) return nbi_alias(x, fn);
+    if (p == 0 || x->numel == 0) return nbi_alias(x, fn);
     if (!nbi_is_float(x->dtype))
         return nbi_error(NB_ERR_DTYPE, "%s: needs an f32 or f64 input in training, got %s %s", fn,
                          nb_dtype_name(x->dtype), xs);

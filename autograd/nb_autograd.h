@@ -120,6 +120,14 @@ NB_API nb_status nb_gradgradcheck(nb_function f, void *user_data, int n, nb_tens
 
 /* ------------------------------------------------------------------------------------------------
  * Elementwise binary ops (broadcasting; result dtype by promotion)
+ * The result has the promoted dtype of a and b (bool < i64 < f32 < f64), with PyTorch's exceptions:
+ *  - nb_div of two integer or bool tensors is f32 (true division: 1 / 2 is 0.5, 1 / 0 is inf).
+ *  - two bool tensors give bool for nb_add and nb_maximum (logical or) and nb_mul and nb_minimum (logical and).
+ *  - nb_sub with a bool operand (either one) is NB_ERR_DTYPE, as in PyTorch: nb_ne is exclusive or,
+ *    nb_eq_scalar(mask, 0) inverts a mask, or convert with nb_to_dtype.
+ *  - nb_pow of integer tensors (i64, or bool with i64) is i64, by repeated multiplication wrapping on overflow
+ *    like the other integer ops; a negative exponent gives 1 for a base of 1, -1 or 1 for -1 (odd or even
+ *    exponent) and 0 for any other base (0 included). nb_pow of two bool tensors is NB_ERR_DTYPE.
  * ---------------------------------------------------------------------------------------------- */
 NB_API nb_tensor *nb_add(nb_tensor *a, nb_tensor *b);     /* a + b */
 NB_API nb_tensor *nb_sub(nb_tensor *a, nb_tensor *b);     /* a - b */
@@ -134,9 +142,12 @@ NB_API nb_tensor *nb_maximum(nb_tensor *a, nb_tensor *b);
 NB_API nb_tensor *nb_minimum(nb_tensor *a, nb_tensor *b);
 
 /* Scalar forms. The result's dtype follows PyTorch's rule for a tensor with a Python scalar: f32 and f64 t keep
- * their dtype; an i64 or bool t with an integral s (finite, whole, within the i64 range) gives i64 (bool + 2 is
- * i64 3, and bool t - s is i64 arithmetic like nb_sub of two bool tensors); any other s (2.5, inf, NaN, 1e19)
- * makes the result f32. Division and powers of an i64 or bool t are f32 whatever s is, as nb_div and nb_pow. */
+ * their dtype; an i64 or bool t with an integral s (finite, whole, within the i64 range; it stands for a Python
+ * int, never for True or False) gives i64 (bool + 2 is i64 3, bool * 1 is i64); any other s (2.5, inf, NaN, 1e19)
+ * makes the result f32. Division of an i64 or bool t is f32 whatever s is, as nb_div. Powers of an i64 or bool t
+ * follow nb_pow: i64 for an integral s (nb_rpow_scalar too), f32 for any other; nb_pow_scalar of an i64 or bool t
+ * to a negative integral power is NB_ERR_VALUE (PyTorch: "Integers to negative integer powers are not allowed").
+ * nb_sub_scalar and nb_rsub_scalar of a bool t are NB_ERR_DTYPE, as nb_sub. */
 NB_API nb_tensor *nb_add_scalar(nb_tensor *t, double s);  /* t + s */
 NB_API nb_tensor *nb_sub_scalar(nb_tensor *t, double s);  /* t - s */
 NB_API nb_tensor *nb_rsub_scalar(double s, nb_tensor *t); /* s - t */
@@ -161,10 +172,13 @@ NB_API nb_tensor *nb_eq_scalar(nb_tensor *t, double s);
 
 /* ------------------------------------------------------------------------------------------------
  * Elementwise unary ops: a new contiguous tensor of the input's shape and dtype.
- * nb_neg, nb_abs, nb_square and nb_relu also take i64 (integer arithmetic, wrapping on overflow); every other op
- * needs f32 or f64 and fails with NB_ERR_DTYPE on i64 and bool, where PyTorch would promote to float: convert
- * explicitly with nb_to_dtype. Derivatives at kinks follow PyTorch (relu'(0) = abs'(0) = 0, leaky_relu'(0) = slope,
- * elu'(0) = alpha). A NaN scalar parameter is NB_ERR_VALUE.
+ * nb_neg, nb_abs, nb_square and nb_relu also take i64 (integer arithmetic, wrapping on overflow), nb_sign i64 and
+ * bool; every other op needs f32 or f64 and fails with NB_ERR_DTYPE on i64 and bool, where PyTorch would promote
+ * to float: convert explicitly with nb_to_dtype. Derivatives at kinks follow PyTorch (relu'(0) = abs'(0) = 0,
+ * leaky_relu'(0) = slope, elu'(0) = alpha). A NaN scalar parameter is NB_ERR_VALUE.
+ * Second derivatives: as in PyTorch, the gradient of relu, leaky_relu and abs taken with NB_CREATE_GRAPH depends
+ * on t (with derivative 0) whenever t requires grad, even if the upstream gradient does not, so it can be
+ * differentiated again and gives t a zero gradient; that of clamp does not depend on t (as torch.clamp's).
  * Accuracy: f64 uses the C library. f32 exp, log, tanh, sigmoid, silu and gelu (both forms), and softmax and
  * cross-entropy over rows of more than 16 classes, use nabla's vectorized functions: within a few ulp of the correctly rounded result (exp and log
  * 1 ulp, tanh 1.5, sigmoid 2.5; test_vecmath measures them), the same bits on AVX2 and AVX-512 and for any
@@ -179,6 +193,10 @@ NB_API nb_tensor *nb_rsqrt(nb_tensor *t);      /* 1 / sqrt(t) */
 NB_API nb_tensor *nb_square(nb_tensor *t);     /* t^2 */
 NB_API nb_tensor *nb_reciprocal(nb_tensor *t); /* 1 / t */
 NB_API nb_tensor *nb_abs(nb_tensor *t);        /* |t|; gradient sign(t), 0 at 0 */
+/* sign(t) as torch.sign: -1, 0 or +1 in t's dtype (f32, f64, i64; a bool t gives itself). As PyTorch 1.13
+ * computes it, a NaN has sign 0 and -0 has sign +0. Its derivative is 0 everywhere: a float t requiring grad
+ * gets a gradient of zeros. */
+NB_API nb_tensor *nb_sign(nb_tensor *t);
 NB_API nb_tensor *nb_sin(nb_tensor *t);
 NB_API nb_tensor *nb_cos(nb_tensor *t);
 NB_API nb_tensor *nb_tanh(nb_tensor *t);
@@ -363,7 +381,9 @@ NB_API nb_status nb_print_value_grad(const nb_tensor *t);
  * Output sizes, as PyTorch (floor mode):  OH = (H + 2 ph - dh (KH - 1) - 1) / sh + 1  (same for W).
  * Errors: NB_ERR_SHAPE naming the op and the shapes (wrong rank, channel mismatch, kernel larger than the padded
  * input, bias not (O)), NB_ERR_ARG for stride < 1, padding < 0, dilation < 1, groups < 1, NB_ERR_DTYPE for
- * integer or mixed dtypes. Every op has first and second derivatives (gradients of gradients).
+ * integer or mixed dtypes. Every op has first and second derivatives (gradients of gradients). As in PyTorch, the
+ * gradient of each pooling taken with NB_CREATE_GRAPH depends on the input (with derivative 0) whenever the input
+ * requires grad, so differentiating it again gives the input a zero gradient rather than an error.
  * ---------------------------------------------------------------------------------------------- */
 /* 2-d cross-correlation, as torch.nn.functional.conv2d with zero padding:
  *     out[n, o, i, j] = bias[o] + sum_{c, kh, kw} weight[o, c, kh, kw]
@@ -413,7 +433,9 @@ NB_API nb_tensor *nb_batch_norm(nb_tensor *input, nb_tensor *running_mean, nb_te
                                 nb_tensor *weight, nb_tensor *bias, bool training, double momentum, double eps);
 /* Channel dropout (Dropout2d): in training, zeroes each whole channel input[n, c] of an (N, C, H, W) (or (N, C, L))
  * input with probability p and scales the others by 1 / (1 - p); otherwise (or p = 0) returns the input as a new
- * handle. p in [0, 1] (1 gives zeros). g NULL means the thread's default generator. */
+ * handle. p in [0, 1] (1 gives zeros), else NB_ERR_ARG. Training needs a 3-d or 4-d input (NB_ERR_SHAPE); in
+ * evaluation an input of any rank and dtype is returned as it is (torch 1.13 does the same, with a warning).
+ * g NULL means the thread's default generator. */
 NB_API nb_tensor *nb_dropout2d(nb_tensor *input, double p, bool training, nb_generator *g);
 
 #ifdef __cplusplus

@@ -1,7 +1,7 @@
 /* Pooling: max_pool2d (its own kernel, gradient scattered to the argmax), avg_pool2d (a depthwise convolution
  * with a constant kernel, so its derivatives are the convolution's) and adaptive_avg_pool2d (the same pooling
  * when the sizes divide, else two products with averaging matrices: window averages separate into rows and
- * columns). */
+ * columns). As in PyTorch, each one's gradient depends on x with a zero derivative (nbi_tie_to_input). */
 #include "autograd_internal.h"
 #include "kernels_conv.h"
 
@@ -73,14 +73,15 @@ static bool pool_geometry(const char *fn, const nbi_tensor *x, const int64_t *ke
  * max_pool2d. Inputs recorded: x and the (constant) argmax indices.
  * ---------------------------------------------------------------------------------------------- */
 /* dx = g added at each window's argmax: a scatter-add over the flattened planes, whose own derivative in g is
- * a gather (double backward). */
+ * a gather (double backward). The argmax positions have zero derivative in x, and PyTorch's gradient depends on
+ * x through them: it is tied to x. */
 static void max_pool_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     const pool_ctx *c = nbi_ctx(out);
     nb_tensor *idx = nb_reshape(nbi_in(out, 1), NB_SHAPE(c->N, c->C, c->L));
     nb_tensor *zeros = nb_zeros(NB_SHAPE(c->N, c->C, c->H * c->W), out->dtype);
     nb_tensor *gx = nb_scatter_add(zeros, 2, idx, nb_reshape(g, NB_SHAPE(c->N, c->C, c->L)));
-    gin[0] = nb_reshape(gx, NB_SHAPE(c->N, c->C, c->H, c->W));
+    gin[0] = nbi_tie_to_input(nb_reshape(gx, NB_SHAPE(c->N, c->C, c->H, c->W)), out->inputs[0]);
 }
 static const nbi_op max_pool_op = {"max_pool2d", max_pool_backward,
                                    .derivative = "grad x = g added at each window's argmax", .inputs = "x, indices"};
@@ -112,6 +113,23 @@ nb_tensor *nb_max_pool2d(nb_tensor *input, const int64_t *kernel, const int64_t 
 /* ------------------------------------------------------------------------------------------------
  * avg_pool2d and adaptive_avg_pool2d, composed of differentiable ops
  * ---------------------------------------------------------------------------------------------- */
+/* The average poolings are linear in x and their composites' backward formulas never read x, yet PyTorch's
+ * gradient depends on x (with derivative 0), so that under NB_CREATE_GRAPH it can be differentiated again. They
+ * run on this identity of x, whose backward ties the gradient to x. */
+static void pool_input_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    gin[0] = nbi_tie_to_input(g, out->inputs[0]);
+}
+static const nbi_op pool_input_op = {"pool_input", pool_input_backward, .derivative = "d out/d x = 1",
+                                     .elementwise = true};
+
+static nb_tensor *pool_input(nb_tensor *input, nbi_tensor *x, const char *fn)
+{
+    if (!x->requires_grad || !nb_is_grad_enabled()) return input;
+    nbi_tensor *out = nbi_tensor_new_view(x->storage, x->dtype, x->ndim, x->shape, x->stride, x->offset, fn);
+    return nbi_record(out, &pool_input_op, 1, &x, NULL, 0);
+}
+
 /* Window sums of every plane of x as one single-channel convolution of the (N C, 1, H, W) stack with ones. */
 static nb_tensor *window_sum(nb_tensor *x, const nbi_conv_geom *g, nb_dtype dt)
 {
@@ -129,7 +147,7 @@ nb_tensor *nb_avg_pool2d(nb_tensor *input, const int64_t *kernel, const int64_t 
     nbi_conv_geom g;
     if (!x || !pool_geometry(fn, x, kernel, stride, padding, &g)) return NULL;
     if (nbi_scope_begin() != NB_OK) return NULL;
-    nb_tensor *sum = window_sum(input, &g, x->dtype), *out;
+    nb_tensor *sum = window_sum(pool_input(input, x, fn), &g, x->dtype), *out;
     if (count_include_pad || (g.ph == 0 && g.pw == 0)) {
         out = nb_mul_scalar(sum, 1.0 / (double)(g.KH * g.KW));
     } else {
@@ -184,5 +202,5 @@ nb_tensor *nb_adaptive_avg_pool2d(nb_tensor *input, int64_t out_h, int64_t out_w
     }
     if (nbi_scope_begin() != NB_OK) return NULL;
     nb_tensor *rows = averaging_matrix(out_h, H, x->dtype), *cols = averaging_matrix(out_w, W, x->dtype);
-    return scoped_result(nb_matmul(nb_matmul(rows, input), nb_transpose(cols, 0, 1)));
+    return scoped_result(nb_matmul(nb_matmul(rows, pool_input(input, x, fn)), nb_transpose(cols, 0, 1)));
 }

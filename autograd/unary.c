@@ -1,7 +1,9 @@
 /* Unary elementwise ops and activations. One shared forward (checks, kernel call, record with the op's scalar
  * parameters as ctx) and one short backward per op, written with differentiable ops so that double backward
  * works. Where the derivative is a function of the result (exp, tanh, sigmoid, ...), backward uses the result
- * itself; piecewise ops multiply by a constant mask built from comparisons, with PyTorch's choice at kinks. */
+ * itself; piecewise ops multiply by a constant mask built from comparisons, with PyTorch's choice at kinks, and
+ * where PyTorch treats that product as a function of x with zero derivative (relu, leaky_relu, abs; not clamp)
+ * tie it to x so that a second backward finds the graph it does. */
 #include "autograd_internal.h"
 #include "kernels_unary.h"
 
@@ -28,6 +30,26 @@ static nb_tensor *unary(const char *fn, nbi_unary_kind kind, const nbi_op *op, n
 static nb_tensor *x_of(const nbi_tensor *out) { return nbi_in(out, 0); }
 static nb_tensor *y_of(const nbi_tensor *out) { return nbi_handle(out); }
 static const nbi_unary_params *params_of(const nbi_tensor *out) { return nbi_ctx(out); }
+
+/* ---- gradients tied to their input with a zero derivative (nbi_tie_to_input) ---- */
+static void tie_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    if (nbi_wants_grad(out, 0)) gin[0] = g;
+    /* explicit zeros rather than nothing, so that x's gradient is 0 as in PyTorch, not absent */
+    if (nbi_wants_grad(out, 1)) gin[1] = nb_zeros_like(nbi_in(out, 1));
+}
+static const nbi_op tie_op = {"tie", tie_backward, .derivative = "d out/d grad = 1, d out/d x = 0",
+                              .elementwise = true, .inputs = "grad, x"};
+
+nb_tensor *nbi_tie_to_input(nb_tensor *grad, nbi_tensor *x)
+{
+    nbi_tensor *g = nbi_resolve(grad, "nbi_tie_to_input", "gradient");
+    if (!g) return NULL;
+    if (!x->requires_grad || !nb_is_grad_enabled()) return grad;
+    nbi_tensor *out = nbi_tensor_new_view(g->storage, g->dtype, g->ndim, g->shape, g->stride, g->offset, "tie");
+    nbi_tensor *in[2] = {g, x};
+    return nbi_record(out, &tie_op, 2, in, NULL, 0);
+}
 
 /* A comparison result as a constant mask of out's dtype. */
 static nb_tensor *mask(nb_tensor *bool_mask, const nbi_tensor *out) { return nb_to_dtype(bool_mask, out->dtype); }
@@ -71,9 +93,16 @@ static void abs_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
 {
     nb_tensor *x = x_of(out);
     nb_no_grad_begin();
-    nb_tensor *sign = nb_sub(mask(nb_gt_scalar(x, 0), out), mask(nb_lt_scalar(x, 0), out));
+    nb_tensor *sign = nb_sign(x);
     nb_no_grad_end();
-    gin[0] = nb_mul(g, sign);
+    gin[0] = nbi_tie_to_input(nb_mul(g, sign), out->inputs[0]);
+}
+
+/* sign is piecewise constant: its derivative is 0 everywhere (PyTorch's choice at 0 too), a gradient of zeros */
+static void sign_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
+{
+    (void)g;
+    gin[0] = nb_zeros_like(x_of(out));
 }
 
 /* ---- trigonometric and hyperbolic ---- */
@@ -102,7 +131,7 @@ static void relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nb_no_grad_begin();
     nb_tensor *m = mask(nb_eq_scalar(nb_le(x_of(out), scalar_like(0, out)), 0), out);
     nb_no_grad_end();
-    gin[0] = nb_mul(g, m);
+    gin[0] = nbi_tie_to_input(nb_mul(g, m), out->inputs[0]);
 }
 /* 1 where x > 0, slope elsewhere (PyTorch takes the slope at 0) */
 static void leaky_relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
@@ -111,7 +140,7 @@ static void leaky_relu_backward(nbi_tensor *out, nb_tensor *g, nb_tensor **gin)
     nb_no_grad_begin();
     nb_tensor *m = nb_add_scalar(nb_mul_scalar(mask(nb_gt_scalar(x_of(out), 0), out), 1 - slope), slope);
     nb_no_grad_end();
-    gin[0] = nb_mul(g, m);
+    gin[0] = nbi_tie_to_input(nb_mul(g, m), out->inputs[0]);
 }
 /* 1 where x > 0, alpha e^x elsewhere (at 0 too, as PyTorch). Not y + alpha: in f32 that cancels for large
  * negative x (x = -30 would give 0, not 9.4e-14). The exponent is clamped to 0 on the positive side, where a
@@ -205,6 +234,7 @@ static const nbi_op reciprocal_op = {"reciprocal", reciprocal_backward,
                               .derivative = "d out/d x = -1/x^2 = -out^2",
                               .elementwise = true};
 static const nbi_op abs_op = {"abs", abs_backward, .derivative = "d out/d x = sign(x) (0 at 0)", .elementwise = true};
+static const nbi_op sign_op = {"sign", sign_backward, .derivative = "d out/d x = 0", .elementwise = true};
 static const nbi_op sin_op = {"sin", sin_backward, .derivative = "d out/d x = cos(x)", .elementwise = true};
 static const nbi_op cos_op = {"cos", cos_backward, .derivative = "d out/d x = -sin(x)", .elementwise = true};
 static const nbi_op tanh_op = {"tanh", tanh_backward,
@@ -246,6 +276,7 @@ nb_tensor *nb_rsqrt(nb_tensor *t) { return unary("nb_rsqrt", NBI_RSQRT, &rsqrt_o
 nb_tensor *nb_square(nb_tensor *t) { return unary("nb_square", NBI_SQUARE, &square_op, t, 0, 0); }
 nb_tensor *nb_reciprocal(nb_tensor *t) { return unary("nb_reciprocal", NBI_RECIPROCAL, &reciprocal_op, t, 0, 0); }
 nb_tensor *nb_abs(nb_tensor *t) { return unary("nb_abs", NBI_ABS, &abs_op, t, 0, 0); }
+nb_tensor *nb_sign(nb_tensor *t) { return unary("nb_sign", NBI_SIGN, &sign_op, t, 0, 0); }
 nb_tensor *nb_sin(nb_tensor *t) { return unary("nb_sin", NBI_SIN, &sin_op, t, 0, 0); }
 nb_tensor *nb_cos(nb_tensor *t) { return unary("nb_cos", NBI_COS, &cos_op, t, 0, 0); }
 nb_tensor *nb_tanh(nb_tensor *t) { return unary("nb_tanh", NBI_TANH, &tanh_op, t, 0, 0); }

@@ -110,7 +110,9 @@ static nb_tensor *shift_scale(const char *fn, const char *what, nb_tensor *xh, n
     if (nb_scope_begin() != NB_OK) return NULL;
     nb_dtype dt = nbi_is_float(x->dtype) ? x->dtype : NB_F32;
     nb_tensor *safe = nb_to_dtype(nb_add(scale, nb_eq_scalar(scale, 0)), dt);
-    nb_tensor *out = nb_keep(nb_div(nb_sub(xh, nb_to_dtype(shift, dt)), safe));
+    /* bool has no subtraction (as in PyTorch): its columns are shifted as dt */
+    nb_tensor *xs = x->dtype == NB_BOOL ? nb_to_dtype(xh, dt) : xh;
+    nb_tensor *out = nb_keep(nb_div(nb_sub(xs, nb_to_dtype(shift, dt)), safe));
     nb_scope_end();
     return out;
 }

@@ -46,6 +46,24 @@ FLOAT_ONLY(div, a / b)
 FLOAT_ONLY(pow, pow(a, b))
 ARITH(maximum, (a != a || a > b) ? a : b, a > b ? a : b)
 ARITH(minimum, (a != a || a < b) ? a : b, a < b ? a : b)
+
+/* Integer powers as PyTorch computes them: square-and-multiply, wrapping on overflow; a negative exponent
+ * leaves 1 for a base of 1, +-1 for -1 and 0 (the truncated quotient) for any other base, 0 included. */
+static inline int64_t int_pow(int64_t a, int64_t b)
+{
+    if (b < 0) return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    uint64_t base = (uint64_t)a, r = 1;
+    for (uint64_t e = (uint64_t)b; e; e >>= 1) {
+        if (e & 1) r *= base;
+        base *= base;
+    }
+    return (int64_t)r;
+}
+BINARY_LOOP(pow_i64, int64_t, int64_t, int_pow(a, b))
+
+/* Bool arithmetic stays bool, as in PyTorch: + and max are "or", * and min are "and" (inputs hold 0 or 1). */
+BINARY_LOOP(add_bool, uint8_t, uint8_t, a | b)
+BINARY_LOOP(mul_bool, uint8_t, uint8_t, a & b)
 COMPARE(eq, a == b)
 COMPARE(ne, a != b)
 COMPARE(lt, a < b)
@@ -54,12 +72,13 @@ COMPARE(gt, a > b)
 COMPARE(ge, a >= b)
 
 #define ROW_ARITH(K) {[NB_F32] = K##_f32, [NB_F64] = K##_f64, [NB_I64] = K##_i64}
+#define ROW_BOOL(K, B) {[NB_F32] = K##_f32, [NB_F64] = K##_f64, [NB_I64] = K##_i64, [NB_BOOL] = B}
 #define ROW_CMP(K) {[NB_F32] = K##_f32, [NB_F64] = K##_f64, [NB_I64] = K##_i64, [NB_BOOL] = K##_bool}
 
 static const nbi_loop_fn loops[][4] = {
-    [NBI_ADD] = ROW_ARITH(add),      [NBI_SUB] = ROW_ARITH(sub), [NBI_MUL] = ROW_ARITH(mul),
-    [NBI_DIV] = {[NB_F32] = div_f32, [NB_F64] = div_f64},       [NBI_POW] = {[NB_F32] = pow_f32, [NB_F64] = pow_f64},
-    [NBI_MAXIMUM] = ROW_ARITH(maximum), [NBI_MINIMUM] = ROW_ARITH(minimum),
+    [NBI_ADD] = ROW_BOOL(add, add_bool), [NBI_SUB] = ROW_ARITH(sub), [NBI_MUL] = ROW_BOOL(mul, mul_bool),
+    [NBI_DIV] = {[NB_F32] = div_f32, [NB_F64] = div_f64},            [NBI_POW] = ROW_ARITH(pow),
+    [NBI_MAXIMUM] = ROW_BOOL(maximum, add_bool), [NBI_MINIMUM] = ROW_BOOL(minimum, mul_bool),
     [NBI_EQ] = ROW_CMP(eq), [NBI_NE] = ROW_CMP(ne), [NBI_LT] = ROW_CMP(lt),
     [NBI_LE] = ROW_CMP(le), [NBI_GT] = ROW_CMP(gt), [NBI_GE] = ROW_CMP(ge),
 };

@@ -30,6 +30,7 @@
 
 typedef enum nbi_binary_kind {
     NBI_ADD, NBI_SUB, NBI_MUL, NBI_DIV, NBI_POW, NBI_MAXIMUM, NBI_MINIMUM, /* arithmetic: out dtype = inputs' */
+    /* (bool: add, mul, maximum, minimum only; div: f32 and f64 only) */
     NBI_EQ, NBI_NE, NBI_LT, NBI_LE, NBI_GT, NBI_GE                        /* comparisons: out is bool */
 } nbi_binary_kind;
 

@@ -103,6 +103,14 @@ FLOAT_OP(softplus, x * A > B ? x : ((x * A > 0 ? x * A : (real)0) + log1p(exp(-f
 /* lo then hi, so that lo > hi gives hi everywhere (torch.clamp); NaN passes through */
 FLOAT_OP(clamp, (x < A ? A : x) > B ? B : (x < A ? A : x))
 FLOAT_OP(erf, erf(x))
+/* PyTorch's (0 < x) - (x < 0): a NaN has sign 0 and -0 has sign +0, not NaN and -0 as copysign would give */
+ANY_OP(sign, (real)((x > 0) - (x < 0)), (x > 0) - (x < 0))
+/* a bool's sign is itself */
+static void sign_bool(int64_t n, char **p, const int64_t *s, const void *params)
+{
+    (void)params;
+    UNARY_LOOP_BODY(uint8_t, x)
+}
 
 #define ROW_ANY(K) {[NB_F32] = K##_f32, [NB_F64] = K##_f64, [NB_I64] = K##_i64}
 #define ROW_FLOAT(K) {[NB_F32] = K##_f32, [NB_F64] = K##_f64}
@@ -129,6 +137,7 @@ static const nbi_loop_fn loops[NBI_UNARY_COUNT][4] = {
     [NBI_SOFTPLUS] = ROW_FLOAT(softplus),
     [NBI_CLAMP] = ROW_FLOAT(clamp),
     [NBI_ERF] = ROW_FLOAT(erf),
+    [NBI_SIGN] = {[NB_F32] = sign_f32, [NB_F64] = sign_f64, [NB_I64] = sign_i64, [NB_BOOL] = sign_bool},
 };
 
 bool nbi_unary_supported(nbi_unary_kind kind, nb_dtype dt)

@@ -17,6 +17,8 @@ typedef enum nbi_unary_kind {
     NBI_SOFTPLUS,   /* a = beta, b = threshold */
     NBI_CLAMP,      /* a = lo, b = hi (infinite for no bound) */
     NBI_ERF,
+    /* f32, f64, i64 and bool */
+    NBI_SIGN,
     NBI_UNARY_COUNT
 } nbi_unary_kind;
 

@@ -176,16 +176,136 @@ START_TEST(scalar_with_bool_tensor)
     r = nb_add_scalar(b, 0.5);
     ck_assert_int_eq(nb_dtype_of(r), NB_F32);
     ck_assert_values(r, 0, 1.5, 0.5, 1.5);
-    /* torch refuses bool subtraction; nabla's nb_sub does it in i64, and the scalar forms agree with it */
-    nb_tensor *ones = nb_to_dtype(T_I64(NB_SHAPE(3), 1, 1, 1), NB_BOOL);
-    nb_tensor *d = nb_sub(b, ones);
-    ck_assert_int_eq(nb_dtype_of(d), NB_I64);
-    ck_assert_values(d, 0, 0, -1, 0);
-    r = nb_sub_scalar(b, 1);
+    /* torch: "Subtraction, the `-` operator, with a bool tensor is not supported" for b - 1 and 1 - b */
+    ck_assert_ptr_null(nb_sub_scalar(b, 1));
+    ck_assert_error(NB_ERR_DTYPE, "nb_sub_scalar", "bool tensor", "(3)");
+    ck_assert_ptr_null(nb_rsub_scalar(1, b));
+    ck_assert_error(NB_ERR_DTYPE, "nb_rsub_scalar", "bool tensor");
+    nb_scope_end();
+}
+END_TEST
+
+/* PyTorch 1.13 with T = tensor([True, False, True, False]) and U = tensor([True, True, False, False]):
+ * T + U, torch.maximum(T, U) -> bool [T, T, T, F]; T * U, torch.minimum(T, U) -> bool [T, F, F, F];
+ * T / U -> float32 [1, 0, inf, nan]; T - U raises "Subtraction, the `-` operator, with two bool tensors is not
+ * supported", T - tensor([1, 2, 3, 4]) and tensor([1.5]) - T "... with a bool tensor ..."; T ** U raises
+ * ("pow" not implemented for 'Bool'); T + tensor([1, 2, 3, 4]) is int64, T * tensor([1.5, 2, 3, 4]) float32.
+ * Scalars: T + 1 int64 [2, 1, 2, 1], T * 2 int64, T / 2 float32 [0.5, 0, 0.5, 0], 2 / T float32 [2, inf, 2, inf],
+ * T ** 2 int64 [1, 0, 1, 0], T ** 0.5 float32, 2 ** T int64 [2, 1, 2, 1], T ** -1 raises. */
+START_TEST(bool_arithmetic_matches_torch)
+{
+    nb_scope_begin();
+    nb_tensor *t = nb_to_dtype(T_I64(NB_SHAPE(4), 1, 0, 1, 0), NB_BOOL);
+    nb_tensor *u = nb_to_dtype(T_I64(NB_SHAPE(4), 1, 1, 0, 0), NB_BOOL);
+    nb_tensor *r;
+    nb_tensor *(*const or_ops[2])(nb_tensor *, nb_tensor *) = {nb_add, nb_maximum};
+    nb_tensor *(*const and_ops[2])(nb_tensor *, nb_tensor *) = {nb_mul, nb_minimum};
+    for (int k = 0; k < 2; k++) {
+        r = or_ops[k](t, u);
+        ck_assert_int_eq(nb_dtype_of(r), NB_BOOL);
+        ck_assert_values(r, 0, 1, 1, 1, 0);
+        r = and_ops[k](t, u);
+        ck_assert_int_eq(nb_dtype_of(r), NB_BOOL);
+        ck_assert_values(r, 0, 1, 0, 0, 0);
+    }
+    /* broadcasting and a strided operand go through the same loops */
+    ck_assert_values(nb_add(nb_slice(t, 0, 0, 4, 2), nb_to_dtype(T_I64(NB_SHAPE(2, 1), 0, 1), NB_BOOL)), 0, 1, 1, 1,
+                     1);
+    r = nb_div(t, u);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    CHECK_IEEE(r, 0, 1, 0, INFINITY, NAN);
+    ck_assert_ptr_null(nb_sub(t, u));
+    ck_assert_error(NB_ERR_DTYPE, "nb_sub", "two bool tensors", "(4)");
+    ck_assert_ptr_null(nb_sub(t, T_I64(NB_SHAPE(4), 1, 2, 3, 4)));
+    ck_assert_error(NB_ERR_DTYPE, "nb_sub", "a bool tensor", "bool (4)", "i64 (4)");
+    ck_assert_ptr_null(nb_sub(T_F32(NB_SHAPE(1), 1.5f), t));
+    ck_assert_error(NB_ERR_DTYPE, "nb_sub", "a bool tensor", "f32 (1)", "bool (4)");
+    ck_assert_ptr_null(nb_pow(t, u));
+    ck_assert_error(NB_ERR_DTYPE, "nb_pow", "two bool tensors");
+    ck_assert_int_eq(nb_dtype_of(nb_add(t, T_I64(NB_SHAPE(4), 1, 2, 3, 4))), NB_I64);
+    ck_assert_values(nb_add(t, T_I64(NB_SHAPE(4), 1, 2, 3, 4)), 0, 2, 2, 4, 4);
+    ck_assert_int_eq(nb_dtype_of(nb_mul(t, T_F32(NB_SHAPE(4), 1.5f, 2, 3, 4))), NB_F32);
+    ck_assert_int_eq(nb_dtype_of(nb_maximum(t, T_I64(NB_SHAPE(4), 3, 3, 3, 3))), NB_I64);
+
+    r = nb_add_scalar(t, 1);
     ck_assert_int_eq(nb_dtype_of(r), NB_I64);
-    ck_assert_values(r, 0, 0, -1, 0);
-    ck_assert_values(nb_rsub_scalar(1, b), 0, 0, 1, 0);
-    ck_assert_values(nb_sub(ones, b), 0, 0, 1, 0);
+    ck_assert_values(r, 0, 2, 1, 2, 1);
+    ck_assert_int_eq(nb_dtype_of(nb_mul_scalar(t, 2)), NB_I64);
+    r = nb_div_scalar(t, 2);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 0, 0.5, 0, 0.5, 0);
+    CHECK_IEEE(nb_rdiv_scalar(2, t), 0, 2, INFINITY, 2, INFINITY);
+    r = nb_pow_scalar(t, 2);
+    ck_assert_int_eq(nb_dtype_of(r), NB_I64);
+    ck_assert_values(r, 0, 1, 0, 1, 0);
+    ck_assert_int_eq(nb_dtype_of(nb_pow_scalar(t, 0.5)), NB_F32);
+    r = nb_rpow_scalar(2, t);
+    ck_assert_int_eq(nb_dtype_of(r), NB_I64);
+    ck_assert_values(r, 0, 2, 1, 2, 1);
+    ck_assert_ptr_null(nb_pow_scalar(t, -1));
+    ck_assert_error(NB_ERR_VALUE, "nb_pow_scalar", "negative integer powers", "bool", "(4)", "-1");
+    nb_scope_end();
+}
+END_TEST
+
+static void check_i64(nb_tensor *t, int64_t n, const int64_t *expected, const char *what)
+{
+    ck_assert_msg(t != NULL, "%s is NULL: %s", what, nb_last_error());
+    ck_assert_int_eq(nb_dtype_of(t), NB_I64);
+    ck_assert_int_eq(nb_numel(t), n);
+    int64_t got[8];
+    ck_assert_ok(nb_to_array(t, got, n, NB_I64));
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == expected[i], "%s element %lld = %lld, expected %lld", what, (long long)i,
+                      (long long)got[i], (long long)expected[i]);
+}
+#define CHECK_I64(t, ...)                                                                                    \
+    check_i64(t, (int64_t)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),                        \
+              (const int64_t[]){__VA_ARGS__}, #t)
+
+/* PyTorch 1.13 with a = tensor([-3, -1, 0, 2, 5]) (int64):
+ *   a ** 2 -> int64 [9, 1, 0, 4, 25];  a ** 0 -> int64 ones;  a ** 0.5 -> float32 [nan, nan, 0, 1.41421354, 2.23606801]
+ *   a ** tensor([2, 3, 0, 1, 2]) -> int64 [9, -1, 1, 2, 25];  a ** -1 raises "Integers to negative integer powers
+ *   are not allowed."; a ** tensor([2., 3, 0, 1, 2]) -> float32; a ** float('inf') -> float32 [inf, 1, 0, inf, inf]
+ *   tensor([0, 1, -1, 2, -2, -1]) ** tensor([-1, -1, -1, -1, -2, -2]) -> [0, 1, -1, 0, 0, 1]
+ *   2 ** a -> int64 [0, 0, 1, 4, 32];  2 ** tensor([0, 3, 62, 63, 64]) -> [1, 8, 2^62, -2^63, 0]
+ *   (-2) ** tensor([0, 1, 3]) -> [1, -2, -8];  3 ** tensor([-1, 2]) -> [0, 9];  2.5 ** a -> float32
+ *   tensor([3, -3, 2]) ** tensor([41, 41, 63]) -> [-420491770248316829, 420491770248316829, -2^63] (wrapped)
+ *   a ** tensor([True, False, True, True, False]) -> int64 [-3, 1, 0, 2, 1] */
+START_TEST(integer_pow_matches_torch)
+{
+    nb_scope_begin();
+    nb_tensor *a = T_I64(NB_SHAPE(5), -3, -1, 0, 2, 5);
+    CHECK_I64(nb_pow_scalar(a, 2), 9, 1, 0, 4, 25);
+    CHECK_I64(nb_pow_scalar(a, 0), 1, 1, 1, 1, 1);
+    nb_tensor *r = nb_pow_scalar(a, 0.5);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    CHECK_IEEE(r, 1e-7, NAN, NAN, 0, 1.41421354, 2.23606801);
+    CHECK_I64(nb_pow(a, T_I64(NB_SHAPE(5), 2, 3, 0, 1, 2)), 9, -1, 1, 2, 25);
+    ck_assert_ptr_null(nb_pow_scalar(a, -1));
+    ck_assert_error(NB_ERR_VALUE, "nb_pow_scalar", "negative integer powers", "i64", "(5)");
+    ck_assert_int_eq(nb_dtype_of(nb_pow(a, T_F32(NB_SHAPE(5), 2, 3, 0, 1, 2))), NB_F32);
+    r = nb_pow_scalar(a, INFINITY);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    CHECK_IEEE(r, 0, INFINITY, 1, 0, INFINITY, INFINITY);
+    CHECK_I64(nb_pow(T_I64(NB_SHAPE(6), 0, 1, -1, 2, -2, -1), T_I64(NB_SHAPE(6), -1, -1, -1, -1, -2, -2)), 0, 1, -1,
+              0, 0, 1);
+    CHECK_I64(nb_rpow_scalar(2, a), 0, 0, 1, 4, 32);
+    CHECK_I64(nb_rpow_scalar(2, T_I64(NB_SHAPE(5), 0, 3, 62, 63, 64)), 1, 8, INT64_C(4611686018427387904), INT64_MIN,
+              0);
+    CHECK_I64(nb_rpow_scalar(-2, T_I64(NB_SHAPE(3), 0, 1, 3)), 1, -2, -8);
+    CHECK_I64(nb_rpow_scalar(3, T_I64(NB_SHAPE(2), -1, 2)), 0, 9);
+    r = nb_rpow_scalar(2.5, a);
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 1e-7, 0.064, 0.4, 1, 6.25, 97.65625);
+    CHECK_I64(nb_pow(T_I64(NB_SHAPE(3), 3, -3, 2), T_I64(NB_SHAPE(3), 41, 41, 63)), INT64_C(-420491770248316829),
+              INT64_C(420491770248316829), INT64_MIN);
+    CHECK_I64(nb_pow(a, nb_to_dtype(T_I64(NB_SHAPE(5), 1, 0, 1, 1, 0), NB_BOOL)), -3, 1, 0, 2, 1);
+    /* float powers are unchanged: f32 stays f32, and an integer exponent tensor promotes to it */
+    r = nb_pow(T_F32(NB_SHAPE(2), 2, 3), T_I64(NB_SHAPE(2), -1, 2));
+    ck_assert_int_eq(nb_dtype_of(r), NB_F32);
+    ck_assert_values(r, 0, 0.5, 9);
+    ck_assert_values(nb_pow_scalar(T_F64(NB_SHAPE(2), 2, 4), -1), 0, 0.5, 0.25);
     nb_scope_end();
 }
 END_TEST
@@ -326,6 +446,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, maximum_splits_ties);
     tcase_add_test(tc, pow_exponent_gradient_at_zero_base);
     tcase_add_test(tc, scalar_with_bool_tensor);
+    tcase_add_test(tc, bool_arithmetic_matches_torch);
+    tcase_add_test(tc, integer_pow_matches_torch);
     tcase_add_test(tc, non_integral_scalars_with_i64_tensor);
     tcase_add_test(tc, i64_overflow_wraps);
     tcase_add_test(tc, pow_zero_exponent_gradient_at_zero_base);

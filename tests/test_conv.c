@@ -521,6 +521,71 @@ START_TEST(dropout2d_drops_whole_channels)
 }
 END_TEST
 
+/* torch 1.13: F.dropout2d(x, 0.5, training=False) returns x for any rank (a warning below 3-d or above 4-d), while
+ * training still needs (N, C, H, W) or (N, C, L) here. */
+START_TEST(dropout2d_eval_takes_any_rank)
+{
+    nb_scope_begin();
+    nb_tensor *ins[4] = {nb_scalar(2.5, NB_F64), T_F64(NB_SHAPE(3), 1, -2, 3), T_F64(NB_SHAPE(2, 3), 1, 2, 3, 4, 5, 6),
+                         nb_full(NB_SHAPE(1, 2, 2, 2, 2), 1.5, NB_F64)};
+    for (int k = 0; k < 4; k++) {
+        nb_set_requires_grad(ins[k], true);
+        nb_tensor *y = nb_dropout2d(ins[k], 0.5, false, NULL);
+        ck_assert_msg(y != NULL, "rank %d: %s", nb_ndim(ins[k]), nb_last_error());
+        ck_assert_int_eq(nb_ndim(y), nb_ndim(ins[k]));
+        for (int64_t i = 0; i < nb_numel(y); i++) ck_assert_close(nb_get_flat(y, i), nb_get_flat(ins[k], i), 0);
+        ck_assert_ok(nb_backward(nb_sum(nb_mul_scalar(y, 3), 0, NULL, false)));
+        for (int64_t i = 0; i < nb_numel(y); i++) ck_assert_close(nb_get_flat(nb_grad(ins[k]), i), 3, 0);
+    }
+    ck_assert_values(nb_dropout2d(T_I64(NB_SHAPE(2), 4, 5), 0.5, false, NULL), 0, 4, 5);
+    ck_assert_ptr_null(nb_dropout2d(ins[2], 0.5, true, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_dropout2d", "(2, 3)");
+    ck_assert_ptr_null(nb_dropout2d(ins[2], 2, false, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_dropout2d", "2");
+    nb_scope_end();
+}
+END_TEST
+
+/* PyTorch 1.13, float64, x = the (1, 1, 4, 4) tensor below requiring grad, c = [[1, -2], [3, 0.5]] for 2x2 outputs
+ * and arange(1, 10) as (3, 3) for adaptive_avg_pool2d(x, 3):
+ *   gx, = torch.autograd.grad((pool(x) * c).sum(), x, create_graph=True)
+ * gx.requires_grad is True (max_pool2d_with_indices_backward, avg_pool2d_backward and
+ * adaptive_avg_pool2d_backward depend on x with a zero derivative); (gx * gx).sum().backward() leaves x.grad zeros.
+ * gx values below. */
+START_TEST(pooling_gradients_depend_on_input)
+{
+    static const double max_gx[16] = {0, 1, 0, 0, 0, 0, -2, 0, 0, 3, 0, 0, 0, 0, 0.5, 0};
+    static const double avg_gx[16] = {0.25, 0.25, -0.5, -0.5, 0.25, 0.25, -0.5, -0.5,
+                                      0.75, 0.75, 0.125, 0.125, 0.75, 0.75, 0.125, 0.125};
+    static const double pad_gx[16] = {0.25, -1.0 / 12, -1.0 / 3, -1.0 / 3, 0.75, 17.0 / 36, -5.0 / 18, -5.0 / 18,
+                                      0.5, 5.0 / 9, 1.0 / 18, 1.0 / 18, 0.5, 5.0 / 9, 1.0 / 18, 1.0 / 18};
+    static const double ada_gx[16] = {0.25, 0.75, 1.25, 0.75, 1.25, 3, 4, 2.25, 2.75, 6, 7, 3.75, 1.75, 3.75, 4.25, 2.25};
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(1, 1, 4, 4), 0.1, 0.9, -0.3, 0.4, 0.5, -0.2, 0.8, 0.7, -1.0, 0.6, 0.2, 0.3, 0.0, -0.4,
+                         1.2, -0.5);
+    nb_set_requires_grad(x, true);
+    nb_tensor *c2 = T_F64(NB_SHAPE(1, 1, 2, 2), 1, -2, 3, 0.5);
+    nb_tensor *c3 = nb_reshape(nb_arange(1, 10, 1, NB_F64), NB_SHAPE(1, 1, 3, 3));
+    const int64_t k2[2] = {2, 2}, k3[2] = {3, 3}, s2[2] = {2, 2}, p1[2] = {1, 1};
+    for (int k = 0; k < 4; k++) {
+        nb_tensor *out = k == 0   ? nb_max_pool2d(x, k2, NULL, NULL, NULL)
+                         : k == 1 ? nb_avg_pool2d(x, k2, NULL, NULL, true)
+                         : k == 2 ? nb_avg_pool2d(x, k3, s2, p1, false)
+                                  : nb_adaptive_avg_pool2d(x, 3, 3);
+        const double *want = k == 0 ? max_gx : k == 1 ? avg_gx : k == 2 ? pad_gx : ada_gx;
+        nb_tensor *gx;
+        ck_assert_ok(nb_grad_of(nb_sum(nb_mul(out, k == 3 ? c3 : c2), 0, NULL, false), NULL, 1, &x, &gx,
+                                NB_CREATE_GRAPH));
+        for (int j = 0; j < 16; j++) ck_assert_close(nb_get_flat(gx, j), want[j], 1e-15);
+        ck_assert_msg(nb_requires_grad(gx), "case %d: the gradient does not depend on x", k);
+        ck_assert_ok(nb_backward(nb_sum(nb_square(gx), 0, NULL, false)));
+        for (int j = 0; j < 16; j++) ck_assert_close(nb_get_flat(nb_grad(x), j), 0, 0);
+        nb_zero_grad(x);
+    }
+    nb_scope_end();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------
  * Layers
  * ---------------------------------------------------------------------------------------------- */
@@ -823,6 +888,7 @@ Suite *make_suite(void)
     tcase_add_test(values, batch_norm_matches_torch);
     tcase_add_test(values, batch_norm_weight_or_bias_alone_and_empty_batch);
     tcase_add_test(values, dropout2d_drops_whole_channels);
+    tcase_add_test(values, dropout2d_eval_takes_any_rank);
     suite_add_tcase(s, values);
     TCase *grads = tcase_create("gradients");
     tcase_set_timeout(grads, 300);
@@ -830,6 +896,7 @@ Suite *make_suite(void)
     tcase_add_test(grads, conv1d_and_transpose_gradients);
     tcase_add_test(grads, pooling_gradients);
     tcase_add_test(grads, batch_norm_and_dropout2d_gradients);
+    tcase_add_test(grads, pooling_gradients_depend_on_input);
     suite_add_tcase(s, grads);
     TCase *layers = tcase_create("layers");
     tcase_add_test(layers, conv2d_layer_init_and_names);

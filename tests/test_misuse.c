@@ -186,6 +186,7 @@ OP(rsqrt, nb_rsqrt(x))
 OP(square, nb_square(x))
 OP(reciprocal, nb_reciprocal(x))
 OP(abs, nb_abs(x))
+OP(sign, nb_sign(x))
 OP(sin, nb_sin(x))
 OP(cos, nb_cos(x))
 OP(tanh, nb_tanh(x))
@@ -256,11 +257,11 @@ OP(standardizer_apply, nb_standardizer_apply(&(nb_standardizer){nb_zeros(NB_SHAP
                                                                               nb_ones(NB_SHAPE(3), NB_F64)}, x))
 
 static const op_case op_cases[] = {
-    ENTRY(add_a, "nb_add", ANY), ENTRY(add_b, "nb_add", ANY), ENTRY(sub, "nb_sub", ANY),
+    ENTRY(add_a, "nb_add", ANY), ENTRY(add_b, "nb_add", ANY), ENTRY(sub, "nb_sub", NUM),
     ENTRY(mul, "nb_mul", ANY), ENTRY(div, "nb_div", ANY), ENTRY(pow_a, "nb_pow", ANY),
     ENTRY(pow_b, "nb_pow", ANY), ENTRY(maximum, "nb_maximum", ANY), ENTRY(minimum, "nb_minimum", ANY),
-    ENTRY(add_scalar, "nb_add_scalar", ANY), ENTRY(sub_scalar, "nb_sub_scalar", ANY),
-    ENTRY(rsub_scalar, "nb_rsub_scalar", ANY), ENTRY(mul_scalar, "nb_mul_scalar", ANY),
+    ENTRY(add_scalar, "nb_add_scalar", ANY), ENTRY(sub_scalar, "nb_sub_scalar", NUM),
+    ENTRY(rsub_scalar, "nb_rsub_scalar", NUM), ENTRY(mul_scalar, "nb_mul_scalar", ANY),
     ENTRY(div_scalar, "nb_div_scalar", ANY), ENTRY(rdiv_scalar, "nb_rdiv_scalar", ANY),
     ENTRY(pow_scalar, "nb_pow_scalar", ANY), ENTRY(rpow_scalar, "nb_rpow_scalar", ANY),
     ENTRY(eq, "nb_eq", ANY), ENTRY(ne, "nb_ne", ANY), ENTRY(lt, "nb_lt", ANY), ENTRY(le, "nb_le", ANY),
@@ -268,7 +269,7 @@ static const op_case op_cases[] = {
     ENTRY(lt_scalar, "nb_lt_scalar", ANY), ENTRY(eq_scalar, "nb_eq_scalar", ANY),
     ENTRY(neg, "nb_neg", NUM), ENTRY(exp, "nb_exp", FLOAT), ENTRY(log, "nb_log", FLOAT),
     ENTRY(sqrt, "nb_sqrt", FLOAT), ENTRY(rsqrt, "nb_rsqrt", FLOAT), ENTRY(square, "nb_square", NUM),
-    ENTRY(reciprocal, "nb_reciprocal", FLOAT), ENTRY(abs, "nb_abs", NUM), ENTRY(sin, "nb_sin", FLOAT),
+    ENTRY(reciprocal, "nb_reciprocal", FLOAT), ENTRY(abs, "nb_abs", NUM), ENTRY(sign, "nb_sign", ANY), ENTRY(sin, "nb_sin", FLOAT),
     ENTRY(cos, "nb_cos", FLOAT), ENTRY(tanh, "nb_tanh", FLOAT), ENTRY(sigmoid, "nb_sigmoid", FLOAT),
     ENTRY(relu, "nb_relu", NUM), ENTRY(leaky_relu, "nb_leaky_relu", FLOAT), ENTRY(elu, "nb_elu", FLOAT),
     ENTRY(gelu, "nb_gelu", FLOAT), ENTRY(silu, "nb_silu", FLOAT), ENTRY(softplus, "nb_softplus", FLOAT),

@@ -357,6 +357,120 @@ START_TEST(grad_fn_names)
 }
 END_TEST
 
+/* torch.sign in PyTorch 1.13: sign(tensor([-2., -0., 0., 3., nan, inf, -inf])) = [-1, 0, 0, 1, 0, 1, -1] with +0
+ * for -0 and 0 for NaN (its kernel is (0 < x) - (x < 0)); an int64 tensor gives int64, a bool tensor itself;
+ * x.sign().sum().backward() leaves x.grad = zeros. */
+START_TEST(sign_matches_torch)
+{
+    nb_scope_begin();
+    for (nb_dtype dt = NB_F32; dt <= NB_F64; dt++) {
+        nb_tensor *x = nb_to_dtype(T_F64(NB_SHAPE(7), -2, -0.0, 0, 3, NAN, INFINITY, -INFINITY), dt);
+        nb_tensor *s = nb_sign(x);
+        ck_assert_int_eq(nb_dtype_of(s), dt);
+        ck_assert_values(s, 0, -1, 0, 0, 1, 0, 1, -1);
+        ck_assert(!signbit(nb_get_flat(s, 1)));
+    }
+    nb_tensor *i = nb_sign(T_I64(NB_SHAPE(4), -5, 0, 7, INT64_MIN));
+    ck_assert_int_eq(nb_dtype_of(i), NB_I64);
+    ck_assert_values(i, 0, -1, 0, 1, -1);
+    nb_tensor *b = nb_sign(nb_to_dtype(T_I64(NB_SHAPE(3), 1, 0, 1), NB_BOOL));
+    ck_assert_int_eq(nb_dtype_of(b), NB_BOOL);
+    ck_assert_values(b, 0, 1, 0, 1);
+    /* a strided input */
+    ck_assert_values(nb_sign(nb_transpose(T_F64(NB_SHAPE(2, 2), -1, 2, 0, -3), 0, 1)), 0, -1, 0, 1, -1);
+
+    nb_tensor *x = T_F64(NB_SHAPE(3), -0.5, 0, 2);
+    nb_set_requires_grad(x, true);
+    nb_tensor *s = nb_sign(x);
+    ck_assert_str_eq(nb_grad_fn_name(s), "sign");
+    ck_assert_ok(nb_backward(nb_sum(nb_mul(s, x), 0, NULL, false))); /* d/dx (sign(x) x) = sign(x) + 0 */
+    ck_assert_values(nb_grad(x), 0, -1, 0, 1);
+    nb_zero_grad(x);
+    ck_assert_ok(nb_backward(nb_sum(nb_sign(x), 0, NULL, false)));
+    ck_assert_values(nb_grad(x), 0, 0, 0, 0);
+    ck_assert_ptr_null(nb_sign(NULL));
+    nb_scope_end();
+}
+END_TEST
+
+/* PyTorch 1.13, x = tensor([-1.5, 0., 2., 0.5, -0.25, 3.], dtype=float64, requires_grad=True):
+ * gx, = torch.autograd.grad(act(x).sum(), x, create_graph=True) has gx.requires_grad True for relu, leaky_relu
+ * (slope 0.1) and abs, whose backward formulas (threshold_backward, leaky_relu_backward, grad * sgn(x)) depend on
+ * x with a zero derivative, and gx.sum().backward() then leaves x.grad = zeros; for clamp it is False. */
+START_TEST(piecewise_gradients_depend_on_input)
+{
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(6), -1.5, 0, 2, 0.5, -0.25, 3);
+    nb_set_requires_grad(x, true);
+    const unary_fn tied[3] = {nb_relu, leaky_relu_01, nb_abs};
+    const double first[3][6] = {{0, 0, 1, 1, 0, 1}, {0.1, 0.1, 1, 1, 0.1, 1}, {-1, 0, 1, 1, -1, 1}};
+    for (int k = 0; k < 3; k++) {
+        nb_tensor *gx;
+        ck_assert_ok(nb_grad_of(nb_sum(tied[k](x), 0, NULL, false), NULL, 1, &x, &gx, NB_CREATE_GRAPH));
+        ck_assert_msg(nb_requires_grad(gx), "case %d: the gradient does not depend on x", k);
+        for (int j = 0; j < 6; j++) ck_assert_close(nb_get_flat(gx, j), first[k][j], 0);
+        ck_assert_ok(nb_backward(nb_sum(gx, 0, NULL, false)));
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 0, 0);
+        nb_zero_grad(x);
+        /* the same through nb_backward_ex: the stored gradient can be differentiated */
+        ck_assert_ok(nb_backward_ex(nb_sum(tied[k](x), 0, NULL, false), NULL, NB_CREATE_GRAPH));
+        nb_tensor *stored = nb_grad(x);
+        ck_assert(nb_requires_grad(stored));
+        nb_tensor *again = nb_sum(nb_square(stored), 0, NULL, false);
+        nb_zero_grad(x);
+        ck_assert_ok(nb_backward(again));
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 0, 0);
+        nb_zero_grad(x);
+        /* without NB_CREATE_GRAPH nothing is recorded */
+        ck_assert_ok(nb_grad_of(nb_sum(tied[k](x), 0, NULL, false), NULL, 1, &x, &gx, 0));
+        ck_assert(!nb_requires_grad(gx));
+    }
+    nb_tensor *gx;
+    ck_assert_ok(nb_grad_of(nb_sum(nb_clamp(x, -1, 1), 0, NULL, false), NULL, 1, &x, &gx, NB_CREATE_GRAPH));
+    ck_assert(!nb_requires_grad(gx));
+    ck_assert_values(gx, 0, 0, 1, 0, 1, 1, 0);
+    nb_scope_end();
+}
+END_TEST
+
+/* A second derivative through piecewise ops that mixes in weights. PyTorch 1.13, float64:
+ *   x = tensor([[1.5, -0.2, 0.3], [-0.7, 0.9, 1.1]], requires_grad=True)
+ *   W = tensor([[0.4, -0.6], [1.0, 0.2], [-0.3, 0.8]], requires_grad=True)
+ *   gx, = torch.autograd.grad(act(x @ W).sum(), x, create_graph=True)
+ *   L = (gx * gx).sum(); L.backward()   # W.grad and x.grad (zeros) below */
+START_TEST(second_derivative_through_relu_matches_torch)
+{
+    static const struct {
+        unary_fn f;
+        double gx[6], loss, dw[6];
+    } cases[] = {
+        {nb_relu, {0.4, 1.0, -0.3, -0.2, 1.2, 0.5}, 2.98, {0.4, -0.4, 4.4, 2.4, 0.4, 1.0}},
+        {leaky_relu_01, {0.34, 1.02, -0.22, -0.2, 1.2, 0.5}, 2.9344, {0.28, -0.332, 4.44, 2.604, 0.56, 0.956}},
+        {nb_abs, {1.0, 0.8, -1.1, -0.2, 1.2, 0.5}, 4.58, {1.6, -2.4, 4.0, 0.8, -1.2, 3.2}},
+    };
+    nb_scope_begin();
+    nb_tensor *x = T_F64(NB_SHAPE(2, 3), 1.5, -0.2, 0.3, -0.7, 0.9, 1.1);
+    nb_tensor *w = T_F64(NB_SHAPE(3, 2), 0.4, -0.6, 1.0, 0.2, -0.3, 0.8);
+    nb_set_requires_grad(x, true);
+    nb_set_requires_grad(w, true);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        nb_tensor *gx;
+        ck_assert_ok(nb_grad_of(nb_sum(cases[k].f(nb_matmul(x, w)), 0, NULL, false), NULL, 1, &x, &gx,
+                                NB_CREATE_GRAPH));
+        for (int j = 0; j < 6; j++) ck_assert_close(nb_get_flat(gx, j), cases[k].gx[j], 1e-15);
+        nb_tensor *loss = nb_sum(nb_square(gx), 0, NULL, false);
+        ck_assert_close(nb_item(loss), cases[k].loss, 1e-14);
+        ck_assert_ok(nb_backward(loss));
+        for (int j = 0; j < 6; j++) ck_assert_close(nb_get_flat(nb_grad(w), j), cases[k].dw[j], 1e-14);
+        ck_assert_msg(nb_grad(x) != NULL, "case %zu: x got no gradient", k);
+        ck_assert_values(nb_grad(x), 0, 0, 0, 0, 0, 0, 0);
+        nb_zero_grad(x);
+        nb_zero_grad(w);
+    }
+    nb_scope_end();
+}
+END_TEST
+
 /* ------------------------------------------------------------------------------------------------
  * Gradient checks
  * ---------------------------------------------------------------------------------------------- */
@@ -391,6 +505,7 @@ static const grad_case grad_cases[] = {
     {"clamp", clamp_both, false, true},
     {"clamp_lo", clamp_lo, false, true},
     {"clamp_hi", clamp_hi, false, true},
+    {"sign", nb_sign, false, true},
 };
 #define N_GRAD_CASES (int)(sizeof grad_cases / sizeof *grad_cases)
 
@@ -580,6 +695,9 @@ Suite *make_suite(void)
     tcase_add_test(tc, elu_gradcheck_tails);
     tcase_add_test(tc, gradients_at_nan);
     tcase_add_test(tc, grad_fn_names);
+    tcase_add_test(tc, sign_matches_torch);
+    tcase_add_test(tc, piecewise_gradients_depend_on_input);
+    tcase_add_test(tc, second_derivative_through_relu_matches_torch);
     tcase_add_loop_test(tc, gradcheck_every_op, CONTIGUOUS, SLICED + 1);
     tcase_add_test(tc, gradcheck_smooth_ops_random);
     tcase_add_test(tc, no_leaks);
