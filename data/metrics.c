@@ -3,6 +3,7 @@
 #include "internal.h"
 #include "nb_data.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +246,9 @@ nb_status nb_confusion_print(const nb_confusion *c, FILE *f, const char *const *
             macro_of(c, RECALL), macro_of(c, F1), support_w, (long long)total);
     fprintf(f, "%-*s  %9s  %9s  %9.4f  %*lld\n", label_w, "accuracy", "", "", accuracy_of(c), support_w,
             (long long)total);
-    if (ferror(f)) return nbi_fail(NB_ERR_IO, "%s: writing the report failed", fn);
+    /* the text may still sit in the stream's buffer, where a full device cannot refuse it yet */
+    if (fflush(f) != 0 || ferror(f))
+        return nbi_fail(NB_ERR_IO, "%s: writing the report failed: %s", fn, strerror(errno));
     return NB_OK;
 }
 

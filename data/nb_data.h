@@ -141,7 +141,8 @@ NB_API double nb_confusion_macro_precision(const nb_confusion *c);
 NB_API double nb_confusion_macro_recall(const nb_confusion *c);
 NB_API double nb_confusion_macro_f1(const nb_confusion *c);
 /* Prints the matrix as an aligned table with class names (NULL: numbers) and a per-class
- * precision/recall/F1 table. */
+ * precision/recall/F1 table, then flushes f. Errors: NB_ERR_NULL for a NULL c or f; NB_ERR_IO when writing or
+ * flushing fails (a full disk shows only on the flush) or f already has its error indicator set. */
 NB_API nb_status nb_confusion_print(const nb_confusion *c, FILE *f, const char *const *class_names);
 NB_API void nb_confusion_free(nb_confusion *c);
 

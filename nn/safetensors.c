@@ -979,6 +979,17 @@ static char *save_target(const char *path)
     }
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "a special file";
+}
+
 nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata)
 {
     const char *fn = "nb_save_safetensors";
@@ -991,6 +1002,15 @@ nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, co
     if (!target) {
         if (errno == ENOMEM) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory", fn);
         return save_fail(path, NULL, "cannot follow the symbolic link: %s", strerror(errno));
+    }
+    /* rename() would replace a device node, FIFO or socket by a regular file (as root, saving to /dev/null would
+     * destroy it), and the loader refuses such files anyway. Checked before anything is created. */
+    struct stat old;
+    bool exists = stat(target, &old) == 0;
+    if (exists && !S_ISREG(old.st_mode)) {
+        nb_status r = save_fail(path, target, "it is %s, not a regular file", file_kind(old.st_mode));
+        free(target);
+        return r;
     }
     nbi_json_buf header = {0};
     build_header(&header, tensors, metadata);
@@ -1012,8 +1032,7 @@ nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, co
     /* Overwriting must not loosen the permissions of a checkpoint the user protected (0600 would become the
      * umask's default, typically 0644). The temporary file is created no more open than the old file, so that
      * the new data is never readable by more users than the old, and set to exactly its bits before the rename. */
-    struct stat old;
-    bool keep_mode = stat(target, &old) == 0 && S_ISREG(old.st_mode);
+    bool keep_mode = exists;
     mode_t create_mode = keep_mode ? (old.st_mode & 0666) : 0666;
 
     nb_status st = NB_OK;

@@ -85,10 +85,10 @@ typedef enum nb_status {
     NB_ERR_NULL,      /* a required argument was NULL */
     NB_ERR_FREED,     /* a tensor handle was used after its scope ended or after nb_free */
     NB_ERR_ARG,       /* an argument is out of its documented range (dim, count, flag) */
-    NB_ERR_SHAPE,     /* shapes do not match or cannot broadcast */
+    NB_ERR_SHAPE,     /* shapes do not match or cannot broadcast, or a shape array holds a negative size */
     NB_ERR_DTYPE,     /* dtype not supported by the operation */
     NB_ERR_INDEX,     /* an index is out of range */
-    NB_ERR_VALUE,     /* a value is not allowed (NaN, negative size, ...) */
+    NB_ERR_VALUE,     /* a value is not allowed (NaN, a negative count given as a number: nb_eye's n, ...) */
     NB_ERR_NOMEM,     /* out of memory */
     NB_ERR_STATE,     /* the call is not valid now (scope mismatch, graph already released, ...) */
     NB_ERR_IO,        /* reading or writing a file failed */
@@ -149,7 +149,9 @@ NB_API void nb_release_cached_memory(void);
 
 /* ------------------------------------------------------------------------------------------------
  * Creation. Each returns a new tensor (owned by the current scope, or by the caller when no scope is
- * open) or NULL on error (negative size, more than NB_MAX_DIMS dims, invalid dtype, out of memory).
+ * open) or NULL on error (negative size, more than NB_MAX_DIMS dims, invalid dtype, out of memory). The rule for
+ * sizes: a negative entry of a shape array is NB_ERR_SHAPE; a negative count passed as a plain number (nb_eye's
+ * n, nb_linspace's steps, nb_randperm's n) is NB_ERR_VALUE.
  * A value stored into an i64 tensor, here and by nb_fill, nb_set and nb_set_flat, must be a finite number in
  * int64's range (else NB_ERR_VALUE, as PyTorch refuses it); a fraction is truncated toward zero. A bool stores
  * value != 0.
@@ -166,9 +168,13 @@ NB_API nb_tensor *nb_scalar(double value, nb_dtype dtype);
  * Errors: NB_ERR_VALUE for a non-finite argument, a zero step (also one that truncates to 0 for i64) or more
  * elements than can be made. */
 NB_API nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype);
-/* 1-d tensor of `steps` evenly spaced values from start to end inclusive, like torch.linspace. */
+/* 1-d tensor of `steps` evenly spaced values from start to end inclusive, like torch.linspace: one step gives
+ * start; the first steps/2 values are start + i*step and the rest end - (steps-1-i)*step, computed in the
+ * tensor's float type, so an infinite bound gives NaN where PyTorch gives NaN (linspace(0, inf, 3) is all NaN).
+ * For i64, start and end are first truncated toward zero and must fit (end only with two steps or more).
+ * Errors: NB_ERR_VALUE for steps < 0 or an i64 bound that is not a finite number in int64's range. */
 NB_API nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype);
-/* n x n identity matrix. */
+/* n x n identity matrix. Errors: NB_ERR_VALUE for n < 0. */
 NB_API nb_tensor *nb_eye(int64_t n, nb_dtype dtype);
 /* Copies prod(shape) elements of type `dtype` (float, double, int64_t or uint8_t) from data. */
 NB_API nb_tensor *nb_from_array(const void *data, int ndim, const int64_t *shape, nb_dtype dtype);
@@ -228,7 +234,8 @@ NB_API nb_status nb_copy_(nb_tensor *dst, const nb_tensor *src);
  *     tensor([[1.0000, 2.5000],
  *             [3.0000, 4.0000]], shape=(2, 2), dtype=f32)
  * ---------------------------------------------------------------------------------------------- */
-/* Writes the text and a newline to f (nb_print: to stdout). NB_ERR_IO when writing fails. */
+/* Writes the text and a newline to f (nb_print: to stdout) and flushes f. NB_ERR_IO when writing or flushing
+ * fails (a full disk shows only on the flush) or f already has its error indicator set. */
 NB_API nb_status nb_fprint(FILE *f, const nb_tensor *t);
 NB_API nb_status nb_print(const nb_tensor *t);
 /* Writes the same text, without the newline, into buf (NUL-terminated, truncated to size; buf may be NULL
@@ -260,7 +267,9 @@ NB_API double nb_random_normal(nb_generator *g);
 /* Uniform integer in [0, n), without modulo bias. */
 NB_API uint64_t nb_random_below(nb_generator *g, uint64_t n);
 
-/* Tensors of uniform [low, high) or normal (mean, std) values; f32 or f64. g NULL means the default. */
+/* Tensors of uniform [low, high) or normal (mean, std) values; f32 or f64. g NULL means the default. Errors
+ * (NB_ERR_VALUE): a non-finite bound, mean or std; low > high; std < 0; as in PyTorch, a bound beyond the
+ * dtype's largest magnitude or high - low above it (f32 (0, 1e39) or f64 (-1.7e308, 1.7e308) would be all inf). */
 NB_API nb_tensor *nb_rand(int ndim, const int64_t *shape, double low, double high, nb_dtype dtype, nb_generator *g);
 NB_API nb_tensor *nb_randn(int ndim, const int64_t *shape, double mean, double std, nb_dtype dtype, nb_generator *g);
 /* i64 tensor of uniform integers in [low, high). */

@@ -8,6 +8,7 @@
  * The text is streamed to a sink (a FILE or a caller's buffer) so printing allocates nothing. */
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -286,7 +287,10 @@ static nb_status print_to(FILE *f, const nb_tensor *h, const char *fn)
     sink s = {.file = f};
     render(&s, t);
     put_str(&s, "\n");
-    if (s.io_failed) return nbi_fail(NB_ERR_IO, "%s: writing %zu characters failed", fn, s.len);
+    /* fwrite into the stream's buffer succeeds even when the device is full; the failure shows only on flush */
+    if (fflush(f) != 0 || ferror(f)) s.io_failed = true;
+    if (s.io_failed)
+        return nbi_fail(NB_ERR_IO, "%s: writing %zu characters failed: %s", fn, s.len, strerror(errno));
     return NB_OK;
 }
 

@@ -2,6 +2,7 @@
  * so that a seed gives bit-identical tensors on every platform (libm's log may differ in the last bit). */
 #include "internal.h"
 
+#include <float.h>
 #include <math.h>
 
 static _Thread_local nb_generator default_generator;
@@ -137,6 +138,17 @@ static nb_status fill_checked(nb_tensor *h, bool normal, double a, double b, nb_
         return nbi_fail(NB_ERR_VALUE, "%s: need a finite mean and std >= 0, got %g and %g", fn, a, b);
     if (!normal && (!(a <= b) || !isfinite(a) || !isfinite(b)))
         return nbi_fail(NB_ERR_VALUE, "%s: need finite low <= high, got %g and %g", fn, a, b);
+    if (!normal) {
+        /* PyTorch's rules for uniform_: both bounds representable in the dtype and high - low no more than its
+         * largest value; past that every value would come out infinite. */
+        double max = t->dtype == NB_F32 ? FLT_MAX : DBL_MAX;
+        if (a < -max || b > max)
+            return nbi_fail(NB_ERR_VALUE, "%s: bound %g is out of range for %s (largest magnitude %g)", fn,
+                            a < -max ? a : b, nb_dtype_name(t->dtype), max);
+        if (!(b - a <= max))
+            return nbi_fail(NB_ERR_VALUE, "%s: high - low overflows %s: low %g, high %g (span at most %g)", fn,
+                            nb_dtype_name(t->dtype), a, b, max);
+    }
     fill_random(t, normal, a, b, g ? g : nb_default_generator());
     return NB_OK;
 }

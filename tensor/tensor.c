@@ -231,14 +231,30 @@ nb_tensor *nb_arange(double start, double end, double step, nb_dtype dtype)
 nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype)
 {
     if (steps < 0) return nbi_error(NB_ERR_VALUE, "nb_linspace: steps must be >= 0, got %lld", (long long)steps);
+    if (dtype == NB_I64 && steps > 0) {
+        /* PyTorch converts start and end to the integer type first (linspace(0.7, 3.9, 4) is 0, 1, 2, 3) and
+         * refuses what does not convert; end is only stored, and so only checked, with two steps or more. */
+        if (!value_fits(dtype, start, "nb_linspace") || (steps > 1 && !value_fits(dtype, end, "nb_linspace")))
+            return NULL;
+        start = trunc(start), end = trunc(end);
+    }
     nbi_tensor *t = nbi_tensor_new(dtype, 1, &steps, "nb_linspace");
     if (!t) return NULL;
     char *p = t->storage->data;
     size_t es = nb_dtype_size(dtype);
+    /* PyTorch's formula: the first steps/2 values from start, the rest back from end so that the last is exactly
+     * `end` (PyTorch's vectorized loop for long f32/f64 outputs may still differ in the last bit). f32 is computed in float, as PyTorch does, so that rounding and overflow (an infinite bound gives
+     * NaN where inf * 0 appears) come out the same. */
+    int64_t halfway = steps == 1 ? 1 : steps / 2; /* a single step is the start */
+    if (dtype == NB_F32) {
+        float fs = (float)start, fe = (float)end, fstep = steps > 1 ? (fe - fs) / (float)(steps - 1) : 0;
+        for (int64_t i = 0; i < steps; i++)
+            ((float *)p)[i] = i < halfway ? fs + fstep * (float)i : fe - fstep * (float)(steps - 1 - i);
+        return nbi_handle(t);
+    }
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
     for (int64_t i = 0; i < steps; i++) {
-        /* fill from both ends so that the last value is exactly `end`, as PyTorch does */
-        double v = i < (steps + 1) / 2 ? start + step * (double)i : end - step * (double)(steps - 1 - i);
+        double v = i < halfway ? start + step * (double)i : end - step * (double)(steps - 1 - i);
         store(p + (size_t)i * es, dtype, v);
     }
     return nbi_handle(t);
@@ -246,6 +262,7 @@ nb_tensor *nb_linspace(double start, double end, int64_t steps, nb_dtype dtype)
 
 nb_tensor *nb_eye(int64_t n, nb_dtype dtype)
 {
+    if (n < 0) return nbi_error(NB_ERR_VALUE, "nb_eye: n must be >= 0, got %lld", (long long)n);
     int64_t shape[2] = {n, n};
     nbi_tensor *t = nbi_tensor_new(dtype, 2, shape, "nb_eye");
     if (!t) return NULL;

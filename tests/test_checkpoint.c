@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1048,12 +1049,12 @@ START_TEST(io_errors)
     const char *nodir = in_tmp("no/such/dir/x.safetensors");
     ck_assert_int_eq(nb_save_safetensors(nodir, list, NULL), NB_ERR_IO);
     ck_assert_error(NB_ERR_IO, "nb_save_safetensors", nodir, "cannot create the temporary file", strerror(ENOENT));
-    /* renaming over a non-empty directory fails: the directory stays, the temporary file goes */
+    /* a directory is refused before any temporary file is made */
     const char *dir = in_tmp("taken");
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     spit(in_tmp("taken/inside"), "x", 1);
     ck_assert_int_eq(nb_save_safetensors(dir, list, NULL), NB_ERR_IO);
-    ck_assert_error(NB_ERR_IO, "nb_save_safetensors", dir, "cannot rename the temporary file", "unchanged");
+    ck_assert_error(NB_ERR_IO, "nb_save_safetensors", dir, "a directory, not a regular file", "unchanged");
     ck_assert_int_eq(dir_entries(tmpdir), 1);
     ck_assert_int_eq(dir_entries(dir), 1);
     free_list_and_tensors(list);
@@ -1457,6 +1458,49 @@ START_TEST(model_round_trip)
 }
 END_TEST
 
+/* Saving over a device node or FIFO must not replace it by a regular file (as root, "--save /dev/null" destroyed
+ * the system's /dev/null): it is refused, the node keeps its type and bits, and no temporary file is left. */
+static void ck_assert_save_refused(const char *path, const char *target, nb_param_list *list, mode_t type,
+                                   const char *kind)
+{
+    ck_assert_int_eq(nb_save_safetensors(path, list, NULL), NB_ERR_IO);
+    ck_assert_error(NB_ERR_IO, "nb_save_safetensors", path, target, kind, "not a regular file", "unchanged");
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & S_IFMT, type);
+    ck_assert_int_eq(sb.st_mode & 07777, 0666);
+}
+
+START_TEST(save_refuses_special_files)
+{
+    nb_param_list *list = pair_list(1, 2);
+    mode_t mask = umask(0);
+    const char *fifo = in_tmp("fifo");
+    ck_assert_int_eq(mkfifo(fifo, 0666), 0);
+    ck_assert_save_refused(fifo, fifo, list, S_IFIFO, "a FIFO");
+    /* through a symbolic link the FIFO at its end is what is checked, and the link stays */
+    const char *link = in_tmp("link");
+    ck_assert_int_eq(symlink("fifo", link), 0);
+    ck_assert_save_refused(link, fifo, list, S_IFIFO, "a FIFO");
+    struct stat sb;
+    ck_assert_int_eq(lstat(link, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    int entries = 2;
+    /* a character device like /dev/null (1, 3); creating one needs privileges, so it is tried only when allowed */
+    const char *dev = in_tmp("null");
+    if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+        ck_assert_save_refused(dev, dev, list, S_IFCHR, "a character device");
+        entries++;
+    }
+    umask(mask);
+    ck_assert_int_eq(dir_entries(tmpdir), entries);
+    /* a regular file beside them is still saved */
+    ck_assert_ok(nb_save_safetensors(in_tmp("ok.safetensors"), list, NULL));
+    ck_assert_file_holds(in_tmp("ok.safetensors"), 1, 2);
+    free_list_and_tensors(list);
+}
+END_TEST
+
 Suite *make_suite(void);
 Suite *make_suite(void)
 {
@@ -1485,6 +1529,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, failed_save_keeps_previous_file);
     tcase_add_test(tc, save_keeps_permissions);
     tcase_add_test(tc, save_through_symbolic_links);
+    tcase_add_test(tc, save_refuses_special_files);
     tcase_add_test(tc, load_refuses_overlapping_destinations);
     tcase_add_test(tc, load_into_disjoint_views);
     tcase_add_test(tc, model_round_trip);

@@ -3,6 +3,7 @@
  * (tests/reference/data_reference.py). */
 #include "helpers.h"
 
+#include <errno.h>
 #include <time.h>
 
 /* The whole contents of a stream written by the code under test. */
@@ -873,6 +874,14 @@ START_TEST(confusion_print_table)
     ck_assert_ptr_nonnull(strstr(text, "2             0.7500     0.6000     0.6667        5\n"));
     free(text);
     fclose(f);
+
+    /* a full device takes the report into the stream's buffer and refuses it only on flush: still an error */
+    f = fopen("/dev/full", "w");
+    if (f) {
+        ck_assert_int_eq(nb_confusion_print(c, f, NULL), NB_ERR_IO);
+        ck_assert_error(NB_ERR_IO, "nb_confusion_print", "writing the report failed", strerror(ENOSPC));
+        fclose(f);
+    }
     nb_confusion_free(c);
 }
 END_TEST

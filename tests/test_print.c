@@ -2,6 +2,8 @@
  * print options), followed by nabla's shape and dtype suffixes. */
 #include "helpers.h"
 
+#include <errno.h>
+
 #include <unistd.h>
 
 /* nb_format of t equals expected, and the length it reports is the length of that text. */
@@ -271,6 +273,13 @@ START_TEST(errors)
     ck_assert_int_eq(nb_fprint(ro, t), NB_ERR_IO);
     ck_assert_error(NB_ERR_IO, "nb_fprint", "failed");
     fclose(ro);
+    /* a full device accepts the text into the stream's buffer and refuses it only on flush: still an error */
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        ck_assert_int_eq(nb_fprint(full, t), NB_ERR_IO);
+        ck_assert_error(NB_ERR_IO, "nb_fprint", "failed", strerror(ENOSPC));
+        fclose(full);
+    }
 
     /* a freed handle is refused, not read */
     nb_tensor *gone = nb_zeros(NB_SHAPE(2), NB_F32);

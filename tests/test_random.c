@@ -347,6 +347,34 @@ START_TEST(errors)
     ck_assert_error(NB_ERR_VALUE, "std >= 0", "-1");
     ck_assert_ptr_null(nb_randn(NB_SHAPE(2), NAN, 1, NB_F64, &g));
     ck_assert_error(NB_ERR_VALUE, "finite mean");
+    /* finite bounds whose values or span the dtype cannot hold would give all inf: refused, as in PyTorch */
+    ck_assert_ptr_null(nb_rand(NB_SHAPE(4), -1.7e308, 1.7e308, NB_F64, &g));
+    ck_assert_error(NB_ERR_VALUE, "nb_rand", "high - low overflows f64", "-1.7e+308", "1.7e+308");
+    ck_assert_ptr_null(nb_rand(NB_SHAPE(4), 0, 1e39, NB_F32, &g));
+    ck_assert_error(NB_ERR_VALUE, "nb_rand", "bound 1e+39 is out of range for f32");
+    ck_assert_ptr_null(nb_rand(NB_SHAPE(4), -1e39, 0, NB_F32, &g));
+    ck_assert_error(NB_ERR_VALUE, "nb_rand", "bound -1e+39 is out of range for f32");
+    ck_assert_ptr_null(nb_rand(NB_SHAPE(4), -3e38, 3e38, NB_F32, &g));
+    ck_assert_error(NB_ERR_VALUE, "nb_rand", "high - low overflows f32", "-3e+38", "3e+38");
+    {
+        nb_tensor *d = nb_zeros(NB_SHAPE(4), NB_F64);
+        ck_assert_int_eq(nb_uniform_(d, -1.7e308, 1.7e308, &g), NB_ERR_VALUE);
+        ck_assert_error(NB_ERR_VALUE, "nb_uniform_", "high - low overflows f64");
+        ck_assert_values(d, 0, 0, 0, 0, 0); /* untouched */
+        /* the largest spans that fit still give finite values inside the bounds */
+        ck_assert_ok(nb_uniform_(d, -8e307, 8e307, &g));
+        for (int64_t k = 0; k < 4; k++) {
+            double v = nb_get_flat(d, k);
+            ck_assert(isfinite(v) && v >= -8e307 && v < 8e307);
+        }
+        nb_tensor *f = nb_rand(NB_SHAPE(4), -3.4e38, -3.3e38, NB_F32, &g); /* near f32's limit, small span */
+        ck_assert_ptr_nonnull(f);
+        for (int64_t k = 0; k < 4; k++) {
+            double v = nb_get_flat(f, k);
+            ck_assert(isfinite(v) && v >= -3.4e38 && v <= -3.3e38);
+        }
+        ck_assert_ptr_nonnull(nb_rand(NB_SHAPE(4), 0, 1e39, NB_F64, &g)); /* fine in f64 */
+    }
     ck_assert_ptr_null(nb_rand(NB_SHAPE(2, -1), 0, 1, NB_F32, &g));
     ck_assert_error(NB_ERR_SHAPE, "nb_rand", "negative size", "(2, -1)");
     ck_assert_ptr_null(nb_randint(NB_SHAPE(2), 5, 5, &g));

@@ -102,6 +102,38 @@ START_TEST(linspace)
     ck_assert_shape(nb_linspace(0, 1, 0, NB_F64), 0);
     ck_assert_ptr_null(nb_linspace(0, 1, -1, NB_F64));
     ck_assert_error(NB_ERR_VALUE, "nb_linspace", "steps must be >= 0", "-1");
+    /* i64 bounds are truncated first and must fit, as in PyTorch */
+    ck_assert_values(nb_linspace(0.7, 3.9, 4, NB_I64), 0, 0, 1, 2, 3);
+    ck_assert_values(nb_linspace(-2.5, 2.5, 3, NB_I64), 0, -2, 0, 2);
+    ck_assert_values(nb_linspace(-1, 1, 4, NB_I64), 0, -1, 0, 0, 1);
+    ck_assert_values(nb_linspace(0, 1e19, 1, NB_I64), 0, 0); /* end is never stored */
+    ck_assert_shape(nb_linspace(NAN, 1, 0, NB_I64), 0);
+    ck_assert_ptr_null(nb_linspace(NAN, 1, 3, NB_I64));
+    ck_assert_error(NB_ERR_VALUE, "nb_linspace", "nan cannot be stored in an i64 tensor");
+    ck_assert_ptr_null(nb_linspace(0, 1e30, 3, NB_I64));
+    ck_assert_error(NB_ERR_VALUE, "nb_linspace", "1e+30");
+    ck_assert_ptr_null(nb_linspace(0, INFINITY, 3, NB_I64));
+    ck_assert_error(NB_ERR_VALUE, "nb_linspace", "inf");
+    /* infinite bounds: torch.linspace(0, inf, n) values, NaN where inf * 0 or inf - inf appears */
+    for (int d = 0; d < 2; d++) {
+        nb_dtype dt = d ? NB_F64 : NB_F32;
+        nb_tensor *a = nb_linspace(0, INFINITY, 3, dt), *b = nb_linspace(0, INFINITY, 4, dt);
+        for (int64_t i = 0; i < 3; i++) ck_assert(isnan(nb_get_flat(a, i)));
+        ck_assert(isnan(nb_get_flat(b, 0)) && isnan(nb_get_flat(b, 2)) && isnan(nb_get_flat(b, 3)));
+        ck_assert_double_eq(nb_get_flat(b, 1), INFINITY);
+        nb_tensor *c = nb_linspace(-INFINITY, 0, 3, dt);
+        ck_assert(isnan(nb_get_flat(c, 0)) && isnan(nb_get_flat(c, 2)));
+        ck_assert_double_eq(nb_get_flat(c, 1), -INFINITY);
+    }
+    /* f32 is computed in float, bit for bit what torch.linspace(0.1, 0.7, 7) and (-1.3, 2.9, 9) give */
+    nb_tensor *f = nb_linspace(0.1, 0.7, 7, NB_F32);
+    const float want_f[] = {0.10000000149011612f, 0.19999998807907104f, 0.29999998211860657f, 0.4000000059604645f,
+                            0.5f, 0.6000000238418579f, 0.699999988079071f};
+    for (int64_t i = 0; i < 7; i++) ck_assert_float_eq((float)nb_get_flat(f, i), want_f[i]);
+    nb_tensor *g = nb_linspace(-1.3, 2.9, 9, NB_F32);
+    const float want_g[] = {-1.2999999523162842f, -0.7749999761581421f, -0.25f, 0.2749999761581421f,
+                            0.8000001907348633f, 1.3250001668930054f, 1.8500001430511475f, 2.375f, 2.9000000953674316f};
+    for (int64_t i = 0; i < 9; i++) ck_assert_float_eq((float)nb_get_flat(g, i), want_g[i]);
     nb_scope_end();
 }
 END_TEST
@@ -116,7 +148,10 @@ START_TEST(eye)
     ck_assert_int_eq(nb_dtype_of(nb_eye(2, NB_I64)), NB_I64);
     ck_assert_shape(nb_eye(0, NB_F64), 0, 0);
     ck_assert_ptr_null(nb_eye(-2, NB_F64));
-    ck_assert_error(NB_ERR_SHAPE, "nb_eye", "negative size", "(-2, -2)");
+    ck_assert_error(NB_ERR_VALUE, "nb_eye", "n must be >= 0", "-2"); /* a count, like nb_linspace's steps */
+    /* a negative entry of a shape array is a shape error */
+    ck_assert_ptr_null(nb_zeros(NB_SHAPE(2, -1), NB_F32));
+    ck_assert_error(NB_ERR_SHAPE, "nb_zeros", "negative size", "(2, -1)");
     nb_scope_end();
 }
 END_TEST
