@@ -42,7 +42,7 @@ runs=(
     "optimizers|$e/optimizers --steps 10 --svg $out/optimizers.svg"
     "perceptron|$e/perceptron --epochs 20"
     "xor|$e/xor --steps 200"
-    "finetune|$e/finetune --limit 200 --pretrain-epochs 1 --epochs 1 --scratch-epochs 1 --save $out/ft.safetensors"
+    "finetune|$e/finetune --limit 200 --pretrain-epochs 1 --epochs 1 --unfreeze-epochs 1 --one-cycle --scratch-epochs 1 --save $out/ft.safetensors"
     "mnist_cnn|$e/mnist_cnn --limit 100 --epochs 1 --save $out/cnn.safetensors"
     "tiny_gpt|$e/tiny_gpt --steps 2 --finetune-steps 2 --batch 2 --context 8 --layers 1 --heads 2 --width 8 --eval-every 2 --eval-batches 1 --sample 10 --save $out/gpt.safetensors --save-lora $out/lora.safetensors"
     "tiny_gpt_load|$e/tiny_gpt --steps 0 --finetune-steps 2 --batch 2 --context 8 --layers 1 --heads 2 --width 8 --eval-every 2 --eval-batches 1 --sample 10 --load $out/gpt.safetensors"
