@@ -3,6 +3,7 @@
  * LoRA plumbing (which of its Linear layers an adapter may wrap) and autoregressive sampling. */
 #include "nn_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,9 @@ nb_module *nb_self_attention_new(int64_t embed_dim, int64_t num_heads, bool caus
         return nbi_error(NB_ERR_ARG, "%s: embed_dim (%lld) must be a positive multiple of num_heads (%lld)", fn,
                          (long long)embed_dim, (long long)num_heads);
     if (check_dropout(fn, dropout_p)) return NULL;
+    if (embed_dim > INT64_MAX / 3)
+        return nbi_error(NB_ERR_SHAPE, "%s: embed_dim %lld is too large (the qkv layer has 3 * embed_dim outputs)",
+                         fn, (long long)embed_dim);
     nb_self_attention *a = nbi_nn_module_new(sizeof *a, &attention_type, fn);
     if (!a) return NULL;
     a->embed_dim = embed_dim;
@@ -217,6 +221,9 @@ nb_module *nb_transformer_block_new(int64_t embed_dim, int64_t num_heads, bool c
                                     nb_generator *g)
 {
     const char *fn = "nb_transformer_block_new";
+    if (embed_dim > INT64_MAX / 4)
+        return nbi_error(NB_ERR_SHAPE, "%s: embed_dim %lld is too large (the MLP is 4 * embed_dim wide)", fn,
+                         (long long)embed_dim);
     nb_module *attn = nb_self_attention_new(embed_dim, num_heads, causal, dropout_p, true, g);
     if (!attn) return NULL;
     nb_transformer_block *b = nbi_nn_module_new(sizeof *b, &block_type, fn);
@@ -365,6 +372,10 @@ nb_module *nb_gpt_new(const nb_gpt_config *config, nb_generator *g)
                                                  : c.n_embd;
         return nbi_error(NB_ERR_ARG, "%s: config.%s must be >= 1, got %lld", fn, field, (long long)v);
     }
+    /* the blocks live in a Sequential (an int count), and the LoRA helpers list 4 n_layer + 1 layers in an int */
+    if (c.n_layer > (INT_MAX - 1) / 4)
+        return nbi_error(NB_ERR_ARG, "%s: config.n_layer %lld is too large (at most %d)", fn, (long long)c.n_layer,
+                         (INT_MAX - 1) / 4);
     if (c.n_embd % c.n_head)
         return nbi_error(NB_ERR_ARG, "%s: config.n_embd (%lld) must be a multiple of config.n_head (%lld)", fn,
                          (long long)c.n_embd, (long long)c.n_head);
@@ -545,7 +556,9 @@ int nb_gpt_apply_lora(nb_module *m, const char *targets, int64_t rank, double al
     }
     int n = gpt_slots(gpt, slots), matched = 0, wrapped = 0;
     for (int i = 0; i < n; i++)
-        if (matches_target(slots[i].name, targets) && is_type(*slots[i].layer, "Linear")) matched++;
+        if (matches_target(slots[i].name, targets) &&
+            (is_type(*slots[i].layer, "Linear") || is_type(*slots[i].layer, "LoRALinear")))
+            matched++;
     if (!matched) {
         free(slots);
         nbi_error(NB_ERR_ARG, "%s: no Linear layer of the GPT matches the targets \"%s\" (names such as "
@@ -577,6 +590,7 @@ int nb_gpt_apply_lora(nb_module *m, const char *targets, int64_t rank, double al
             return -1;
         }
         lora->owner = owner;
+        nbi_nn_adopt_children(lora);
         *slots[i].layer = lora;
         wrapped++;
     }

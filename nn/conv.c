@@ -74,9 +74,14 @@ static nb_module *conv_new(const char *fn, const nb_module_type *type, int64_t i
     c->weight = type == &conv1d_type ? nbi_nn_param(NB_SHAPE(out, cg, k[1]), fn)
                                      : nbi_nn_param(NB_SHAPE(out, cg, k[0], k[1]), fn);
     if (!o->no_bias) c->bias = nbi_nn_param(1, &out, fn);
-    /* kaiming_uniform(a = sqrt(5)): gain sqrt(2 / (1 + 5)) times sqrt(3 / fan_in) = 1 / sqrt(fan_in). */
+    if (!c->weight || (!o->no_bias && !c->bias)) {
+        conv_destroy(&c->base);
+        return NULL;
+    }
+    /* kaiming_uniform(a = sqrt(5)): gain sqrt(2 / (1 + 5)) times sqrt(3 / fan_in) = 1 / sqrt(fan_in). fan_in
+     * divides the weight's element count, so it fits now that the weight exists. */
     double bound = 1.0 / sqrt((double)(cg * k[0] * k[1]));
-    if (!c->weight || (!o->no_bias && !c->bias) || nb_uniform_(c->weight, -bound, bound, g) != NB_OK ||
+    if (nb_uniform_(c->weight, -bound, bound, g) != NB_OK ||
         (c->bias && nb_uniform_(c->bias, -bound, bound, g) != NB_OK)) {
         conv_destroy(&c->base);
         return NULL;

@@ -35,7 +35,13 @@ static void lora_set_training(nb_module *m, bool training)
 static void lora_destroy(nb_module *m)
 {
     nb_lora_linear *l = (nb_lora_linear *)m;
-    if (l->linear) nb_module_free(&l->linear->base);
+    if (l->linear && l->linear->base.owner == m) {
+        nb_module_free(&l->linear->base);
+    } else if (l->linear) {
+        /* Never installed in its Linear's container: the Linear stays there, trainable again as it was. */
+        nb_set_requires_grad(l->linear->weight, l->weight_grad);
+        if (l->linear->bias) nb_set_requires_grad(l->linear->bias, l->bias_grad);
+    }
     nbi_nn_free_tensor(l->lora_A);
     nbi_nn_free_tensor(l->lora_B);
     free(l);
@@ -94,11 +100,17 @@ nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_
     l->rank = rank;
     l->alpha = alpha;
     l->scaling = alpha / (double)rank;
+    l->weight_grad = nb_requires_grad(l->linear->weight);
+    l->bias_grad = l->linear->bias && nb_requires_grad(l->linear->bias);
     nb_set_requires_grad(l->linear->weight, false);
     if (l->linear->bias) nb_set_requires_grad(l->linear->bias, false);
-    linear->owner = &l->base;
+    /* A Linear inside a container stays that container's until the wrapper takes its place there (the container
+     * then hands the Linear over); taking it now would give it two owners whenever the wrapper goes anywhere else. */
+    if (!linear->owner) linear->owner = &l->base;
     return &l->base;
 }
+
+bool nbi_nn_is_lora(const nb_module *m) { return m && m->type == &lora_type; }
 
 static nb_lora_linear *as_lora(nb_module *m, const char *fn)
 {

@@ -160,6 +160,58 @@ static bool contains(const nb_module *outer, const nb_module *inner, int depth)
 
 bool nb_module_contains(const nb_module *outer, const nb_module *inner) { return contains(outer, inner, 0); }
 
+/* A module inside m (not m itself) recorded as another container's, except `except`, or NULL; *holder is then the
+ * module inside m that holds it. Such a module is there only through a LoRA wrapper not yet installed in that
+ * container's slot (or a faulty custom type). */
+static nb_module *foreign_inside(nb_module *m, const nb_module *except, nb_module **holder, int depth)
+{
+    if (!m || depth > 1000 || !m->type || !m->type->child) return NULL;
+    nb_module *c;
+    for (int i = 0; (c = m->type->child(m, i)) != NULL; i++) {
+        if (c != except && c->owner && c->owner != m) {
+            *holder = m;
+            return c;
+        }
+        nb_module *found = foreign_inside(c, except, holder, depth + 1);
+        if (found) return found;
+    }
+    return NULL;
+}
+
+/* The module inside m whose child is inner, or NULL. */
+static nb_module *holder_of(nb_module *m, const nb_module *inner, int depth)
+{
+    if (!m || depth > 1000 || !m->type || !m->type->child) return NULL;
+    nb_module *c;
+    for (int i = 0; (c = m->type->child(m, i)) != NULL; i++) {
+        if (c == inner) return m;
+        nb_module *found = holder_of(c, inner, depth + 1);
+        if (found) return found;
+    }
+    return NULL;
+}
+
+/* Whether freeing m frees only modules nobody else owns: a module recorded as another container's is acceptable
+ * only under a LoRA wrapper, whose destroy leaves it. */
+static bool frees_only_own(const nb_module *m, int depth)
+{
+    if (depth > 1000) return false;
+    if (!m->type || !m->type->child) return true;
+    nb_module *c;
+    for (int i = 0; (c = m->type->child((nb_module *)m, i)) != NULL; i++) {
+        if (c->owner && c->owner != m ? !nbi_nn_is_lora(m) : !frees_only_own(c, depth + 1)) return false;
+    }
+    return true;
+}
+
+/* The end of a refused append or set: the layer is the container's to free, unless that would free something
+ * seq or another container still holds. */
+static void release(const nb_module *seq, nb_module *layer)
+{
+    if (layer && !layer->owner && !contains(seq, layer, 0) && !contains(layer, seq, 0) && frees_only_own(layer, 0))
+        nb_module_free(layer);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Sequential
  * ---------------------------------------------------------------------------------------------- */
@@ -265,6 +317,10 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
         if ((owner = other_owner(n, layers, i)) >= 0) problem = "a module has one owner", bad = i;
     for (int i = 0; !problem && i < n; i++)
         if (layers[i]->owner) problem = "a module has one owner", bad = i;
+    nb_module *foreign = NULL, *holder = NULL;
+    for (int i = 0; !problem && i < n; i++)
+        if ((foreign = foreign_inside(layers[i], NULL, &holder, 0)) != NULL)
+            problem = "a module has one owner", bad = i;
     sequential *s = NULL;
     if (!problem) {
         s = nbi_nn_module_new(sizeof *s, &sequential_type, fn);
@@ -282,12 +338,17 @@ nb_module *nb_sequential_new(int n, nb_module *const *layers)
         else if (bad >= 0 && layers[bad] && layers[bad]->owner)
             nbi_error(NB_ERR_ARG, "%s: layer %d already belongs to a %s (a module has one owner)", fn, bad,
                       type_name(layers[bad]->owner));
+        else if (foreign)
+            nbi_error(NB_ERR_ARG, "%s: layer %d (a %s) holds a %s that already belongs to a %s (a module has one "
+                      "owner; a LoRA wrapper goes into its Linear's slot, nb_sequential_set)", fn, bad,
+                      type_name(layers[bad]), type_name(foreign), type_name(foreign->owner));
         else if (problem && bad >= 0) nbi_error_null(fn, "a layer (its constructor failed?)");
         else if (problem) nbi_error(NB_ERR_ARG, "%s: %s (n = %d)", fn, problem, n);
         /* The container owns the layers even when it could not be made; each module is freed once, the roots
          * only, which are all found before any is freed. */
         bool *root = layers && n > 0 ? malloc((size_t)n * sizeof *root) : NULL;
-        for (int i = 0; root && i < n; i++) root[i] = other_owner(n, layers, i) < 0 && !(layers[i] && layers[i]->owner);
+        for (int i = 0; root && i < n; i++)
+            root[i] = other_owner(n, layers, i) < 0 && layers[i] && !layers[i]->owner && frees_only_own(layers[i], 0);
         for (int i = 0; root && i < n; i++)
             if (root[i]) nb_module_free(layers[i]);
         free(root); /* out of memory for it: the layers leak rather than risk a double free */
@@ -308,16 +369,24 @@ nb_status nb_sequential_append(nb_module *seq, nb_module *layer)
         nbi_error_null(fn, "layer");
         st = NB_ERR_NULL;
     }
-    if (!st && nb_module_contains(layer, seq))
-        return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
-    if (!st && nb_module_contains(seq, layer))
-        return nbi_fail(NB_ERR_ARG, "%s: the layer is already inside this Sequential (a module has one owner)", fn);
-    if (!st && layer->owner)
-        return nbi_fail(NB_ERR_ARG, "%s: the layer already belongs to a %s (a module has one owner)", fn,
-                        type_name(layer->owner));
-    if (!st) st = reserve(s, s->count + 1, fn);
+    nb_module *foreign, *holder;
     if (st) {
-        if (layer && !layer->owner) nb_module_free(layer);
+    } else if (nb_module_contains(layer, seq)) {
+        st = nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
+    } else if (nb_module_contains(seq, layer)) {
+        st = nbi_fail(NB_ERR_ARG, "%s: the layer is already inside this Sequential (a module has one owner)", fn);
+    } else if (layer->owner) {
+        st = nbi_fail(NB_ERR_ARG, "%s: the layer already belongs to a %s (a module has one owner)", fn,
+                      type_name(layer->owner));
+    } else if ((foreign = foreign_inside(layer, NULL, &holder, 0)) != NULL) {
+        st = nbi_fail(NB_ERR_ARG, "%s: the layer (a %s) holds a %s that already belongs to a %s%s (a module has one "
+                      "owner)", fn, type_name(layer), type_name(foreign), type_name(foreign->owner),
+                      foreign->owner == seq ? ", this one" : "");
+    } else {
+        st = reserve(s, s->count + 1, fn);
+    }
+    if (st) {
+        release(seq, layer);
         return st;
     }
     s->children[s->count++] = layer;
@@ -360,7 +429,7 @@ nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
     if (nb_module_contains(layer, seq))
         return nbi_fail(NB_ERR_ARG, "%s: the layer is or contains this Sequential, which cannot contain itself", fn);
     if (j < 0 || !layer) {
-        if (layer && !layer->owner && !nb_module_contains(seq, layer)) nb_module_free(layer);
+        release(seq, layer);
         return nb_last_status();
     }
     nb_module *old = s->children[j];
@@ -369,15 +438,30 @@ nb_status nb_sequential_set(nb_module *seq, int i, nb_module *layer)
         if (nb_module_contains(s->children[k], layer))
             return nbi_fail(NB_ERR_ARG, "%s: the layer is already inside child %d of this Sequential (a module has "
                             "one owner)", fn, k);
-    for (int k = 0; k < s->count; k++)
+    nb_status st = NB_OK;
+    for (int k = 0; !st && k < s->count; k++)
         if (k != j && nb_module_contains(layer, s->children[k]))
-            return nbi_fail(NB_ERR_ARG, "%s: the layer contains child %d of this Sequential, which is not the one "
-                            "it replaces (%d)", fn, k, j);
-    if (layer->owner)
+            st = nbi_fail(NB_ERR_ARG, "%s: the layer contains child %d of this Sequential, which is not the one it "
+                          "replaces (%d)", fn, k, j);
+    nb_module *foreign, *holder;
+    if (st) {
+    } else if (layer->owner) {
         return nbi_fail(NB_ERR_ARG, "%s: the layer already belongs to a %s (a module has one owner)", fn,
                         type_name(layer->owner));
-    /* A layer wrapping the old child (a LoRA adapter around it) took it over. */
-    if (!nb_module_contains(layer, old)) nb_module_free(old);
+    } else if ((foreign = foreign_inside(layer, old, &holder, 0)) != NULL) {
+        /* old itself is the one exception: a wrapper around child j taking its place */
+        st = nbi_fail(NB_ERR_ARG, "%s: the layer (a %s) holds a %s that already belongs to a %s (a module has one "
+                      "owner; only child %d, the one replaced, may be inside the layer)", fn, type_name(layer),
+                      type_name(foreign), type_name(foreign->owner), j);
+    }
+    if (st) {
+        release(seq, layer);
+        return st;
+    }
+    /* A layer wrapping the old child (a LoRA adapter around it) takes it over. */
+    nb_module *new_holder = holder_of(layer, old, 0);
+    if (new_holder) old->owner = new_holder;
+    else nb_module_free(old);
     s->children[j] = layer;
     layer->owner = seq;
     return NB_OK;

@@ -97,7 +97,9 @@ NB_API bool nb_module_contains(const nb_module *outer, const nb_module *inner);
  * the constructor's message). x -> layers[0] -> ... -> layers[n-1]; an empty Sequential is the identity.
  * append and set take ownership of layer too, also on failure. A module has one owner: NB_ERR_ARG for a layer
  * given twice, one already inside another layer, inside seq or inside another container, or one that contains
- * seq; such a layer stays with its owner (on failure, a module owned elsewhere is not freed). */
+ * seq, or one holding a module that another container owns (a LoRA wrapper around another container's Linear);
+ * such a layer stays with its owner (on failure, a module owned elsewhere is not freed; a LoRA wrapper around a
+ * Linear owned elsewhere is freed, the Linear left to its owner). */
 NB_API nb_module *nb_sequential_new(int n, nb_module *const *layers);
 NB_API nb_status nb_sequential_append(nb_module *seq, nb_module *layer);
 NB_API int nb_sequential_len(const nb_module *seq);
@@ -325,8 +327,9 @@ NB_API const char *nb_metadata_get(const nb_metadata *m, const char *key); /* NU
  * the link is left as it is; a dangling link's target is created if its directory exists, as writing through
  * the link would, and is otherwise NB_ERR_IO naming the link and its target. The header lists "__metadata__"
  * first, then the tensors in list order, and the data follows in the same order. Errors: NB_ERR_IO naming the
- * path (and a link's target) and the system's reason, including a cycle of links; NB_ERR_ARG for names that are
- * not valid UTF-8, duplicated, or "__metadata__". */
+ * path (and a link's target) and the system's reason, including a cycle of links, and a path (or a link's end)
+ * that exists but is not a regular file (a directory, device, FIFO or socket), which is left unchanged;
+ * NB_ERR_ARG for names that are not valid UTF-8, duplicated, or "__metadata__". */
 NB_API nb_status nb_save_safetensors(const char *path, const nb_param_list *tensors, const nb_metadata *metadata);
 
 typedef enum nb_load_mode {
@@ -474,15 +477,20 @@ NB_API nb_tensor *nb_gpt_generate(nb_module *gpt, nb_tensor *idx, int64_t n_new,
  * W + (alpha / r) B A; A and B then get no gradient, so unmerge before training again. */
 typedef struct nb_lora_linear {
     nb_module base;
-    nb_linear *linear; /* the wrapped layer, owned */
+    nb_linear *linear; /* the wrapped layer, owned once linear->base.owner is this wrapper */
     int64_t rank;
     double alpha, scaling; /* scaling = alpha / rank */
     nb_tensor *lora_A, *lora_B;
     bool merged;
+    bool weight_grad, bias_grad; /* the Linear's requires_grad before wrapping */
 } nb_lora_linear;
 /* Takes ownership of linear (an nb_linear). On failure a linear of the program's own is freed, and one inside a
- * container (child i of a Sequential, a transformer block's layer) stays with it unchanged. Errors: NB_ERR_ARG for
- * a module that is not a Linear, rank < 1 or a non-finite alpha. */
+ * container (child i of a Sequential, a transformer block's layer) stays with it unchanged. Such a Linear remains
+ * the container's until the wrapper takes its place there (nb_sequential_set(seq, i, wrapper) for child i), which
+ * hands it over; anywhere else (another slot, append, another container, a second wrapper around a wrapped Linear)
+ * the wrapper is refused with NB_ERR_ARG and freed alone, the Linear back in its container as it was (trainable
+ * again). nb_module_free of a wrapper never installed likewise frees only the wrapper. Errors: NB_ERR_ARG for a
+ * module that is not a Linear, rank < 1 or a non-finite alpha. */
 NB_API nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g);
 /* Folds the adapter into the base weight, W += (alpha / r) B A, or takes it back out, W -= (alpha / r) B A (equal
  * to the original within f32 rounding). NB_ERR_STATE when already merged / not merged; NB_ERR_ARG when m is not
@@ -504,7 +512,8 @@ NB_API nb_status nb_lora_load(const char *path, nb_module *model, nb_load_report
  * "blocks.<i>.attn.proj", "blocks.<i>.mlp.fc", "blocks.<i>.mlp.proj", "head" (so "qkv" picks every block's qkv,
  * "attn.proj" only the attention projections, "proj" both projections). Every other parameter of the model is
  * frozen, as PEFT does: only the adapters (these and any added before) train. Returns the number of layers wrapped, or -1 on error (NB_ERR_ARG
- * when nothing matches, naming the targets; layers already wrapped are skipped). */
+ * when nothing matches, naming the targets; layers already wrapped are skipped, so applying the same targets again
+ * returns 0). */
 NB_API int nb_gpt_apply_lora(nb_module *gpt, const char *targets, int64_t rank, double alpha, nb_generator *g);
 /* Merges (merge true) or unmerges every LoRA layer of the GPT that is not already in that state; returns how
  * many changed, or -1 on error. */

@@ -34,6 +34,10 @@ void *nbi_nn_module_new(size_t size, const nb_module_type *type, const char *fn)
  * Containers call it once their children are in place. */
 void nbi_nn_adopt_children(nb_module *m);
 
+/* True for an nb_lora_linear, whose destroy leaves a Linear that another container still owns (a wrapper not yet
+ * installed in that container's slot). */
+bool nbi_nn_is_lora(const nb_module *m);
+
 /* Batch normalization modules (nn/norm.c), shared by BatchNorm1d and BatchNorm2d, which differ only in their type
  * (name and forward): validates the arguments and creates the parameters and running statistics. */
 nb_module *nbi_batch_norm_new(const nb_module_type *type, const char *fn, int64_t num_features, double eps,

@@ -863,12 +863,18 @@ START_TEST(gpt_lora_targets_and_freezing)
     nb_param_list_free(p);
     /* already wrapped layers are skipped; "proj" now finds only the MLP's; "head" the output layer */
     ck_assert_int_eq(nb_gpt_apply_lora(gpt, "proj,head", 1, 1.0, &g), 3);
+    /* all that match wrapped already: none newly wrapped, not an error (it used to say nothing matched) */
+    nb_clear_error();
+    ck_assert_int_eq(nb_gpt_apply_lora(gpt, "qkv", 2, 4.0, &g), 0);
+    ck_assert_int_eq(nb_last_status(), NB_OK);
+    ck_assert_int_eq(nb_gpt_apply_lora(gpt, "mlp.fc,qkv", 2, 4.0, &g), 2);
     p = nb_module_parameters(gpt);
     ck_assert_ptr_nonnull(nb_param_list_find(p, "blocks.0.mlp.proj.lora_A"));
     ck_assert_ptr_nonnull(nb_param_list_find(p, "head.lora_B"));
-    ck_assert_ptr_null(nb_param_list_find(p, "blocks.0.mlp.fc.lora_A"));
-    /* the first call's adapters still train: mlp.proj A (1, 16) B (4, 1) twice, head A (1, 4) B (5, 1) */
-    ck_assert_int_eq(nb_param_list_numel(p, true), 2 * (8 + 24 + 8 + 8) + 2 * (16 + 4) + 4 + 5);
+    ck_assert_ptr_nonnull(nb_param_list_find(p, "blocks.0.mlp.fc.lora_A"));
+    /* the earlier calls' adapters still train: mlp.proj A (1, 16) B (4, 1) twice, head A (1, 4) B (5, 1), mlp.fc
+     * A (2, 4) B (16, 2) twice */
+    ck_assert_int_eq(nb_param_list_numel(p, true), 2 * (8 + 24 + 8 + 8) + 2 * (16 + 4) + 4 + 5 + 2 * (8 + 32));
     nb_param_list_free(p);
     nb_scope_end();
     nb_module_free(gpt);

@@ -799,6 +799,92 @@ START_TEST(failed_wrap_and_second_owner_leave_models_intact)
 }
 END_TEST
 
+/* A LoRA wrapper around a module another container owns goes only into that module's own slot: appended, put in
+ * another slot, into a new Sequential, or wrapping a Linear already wrapped, it is refused and freed alone, and the
+ * Linear stays in its container with its owner and its trainable weights (it used to be freed twice). */
+START_TEST(lora_wrapper_goes_only_into_its_linears_slot)
+{
+    int64_t before = live_tensors();
+    nb_module *seq =
+        nb_sequential_new(2, (nb_module *[]){nb_linear_new(2, 2, true, NULL), nb_linear_new(2, 2, true, NULL)});
+    nb_module *first = nb_sequential_get(seq, 0), *second = nb_sequential_get(seq, 1);
+    nb_linear *lin2 = (nb_linear *)second;
+    nb_no_grad_begin();
+    nb_fill(((nb_linear *)first)->weight, 1);
+    nb_fill(((nb_linear *)first)->bias, 0);
+    nb_fill(lin2->weight, 0.5);
+    nb_fill(lin2->bias, -1);
+    nb_no_grad_end();
+
+    /* another slot, then append: refused, the wrapper freed (ASan), child 1 unchanged and trainable */
+    ck_assert_int_eq(nb_sequential_set(seq, 0, nb_lora_linear_new(second, 2, 1.0, NULL)), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "child 1", "not the one it replaces (0)");
+    ck_assert_int_eq(nb_sequential_append(seq, nb_lora_linear_new(second, 2, 1.0, NULL)), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_append", "LoRALinear", "holds a Linear", "belongs to a Sequential");
+    ck_assert_int_eq(nb_sequential_len(seq), 2);
+    ck_assert_ptr_eq(nb_sequential_get(seq, 0), first);
+    ck_assert_ptr_eq(nb_sequential_get(seq, 1), second);
+    ck_assert(first->owner == seq && second->owner == seq);
+    ck_assert(nb_requires_grad(lin2->weight) && nb_requires_grad(lin2->bias));
+
+    /* a new Sequential around a wrapper of another one's child */
+    nb_module *wrapper = nb_lora_linear_new(first, 1, 1.0, NULL);
+    ck_assert_ptr_null(nb_sequential_new(2, (nb_module *[]){nb_relu_layer_new(), wrapper}));
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_new", "layer 1 (a LoRALinear) holds a Linear", "Sequential");
+    ck_assert(first->owner == seq && nb_requires_grad(((nb_linear *)first)->weight));
+
+    /* a wrapper never installed frees only itself */
+    nb_module_free(nb_lora_linear_new(second, 2, 1.0, NULL));
+    ck_assert(second->owner == seq && nb_requires_grad(lin2->weight));
+
+    /* the idiom: child 0 wrapped in place; then a second wrapper around the Linear inside it, given child 1's
+     * slot, is refused, and the first wrapper keeps its Linear */
+    ck_assert_ok(nb_sequential_set(seq, 0, nb_lora_linear_new(first, 1, 1.0, NULL)));
+    nb_module *wrap = nb_sequential_get(seq, 0);
+    ck_assert(wrap->owner == seq && first->owner == wrap);
+    ck_assert_int_eq(nb_sequential_set(seq, 1, nb_lora_linear_new(first, 1, 1.0, NULL)), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "holds a Linear that already belongs to a LoRALinear");
+    ck_assert(first->owner == wrap && second->owner == seq);
+    ck_assert_ptr_eq(nb_sequential_get(seq, 1), second);
+    ck_assert(!nb_requires_grad(((nb_linear *)first)->weight)); /* frozen by the adapter that owns it */
+
+    /* the model still works: x (1, 2) -> Linear of ones -> 0.5 x - 1 */
+    nb_scope_begin();
+    ck_assert_values_of(nb_forward(seq, T_F32(NB_SHAPE(1, 2), 1, 2)), 1e-6, 2.0, 2.0);
+    nb_scope_end();
+    nb_module_free(seq);
+    ck_assert_int_eq(live_tensors(), before);
+}
+END_TEST
+
+/* Sizes whose products overflow int64 are refused before anything is allocated (they used to be signed
+ * overflow). */
+START_TEST(constructor_sizes_that_overflow)
+{
+    ck_assert_ptr_null(nb_conv1d_new(INT64_C(1) << 40, 2, INT64_C(1) << 40, 1, 0, 1, 1, true, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_conv1d_new", "too large");
+    nb_conv2d_options o = {{INT64_C(1) << 32, INT64_C(1) << 32}, {1, 1}, {0, 0}, {1, 1}, 1, false};
+    ck_assert_ptr_null(nb_conv2d_new_ex(INT64_C(1) << 32, 2, &o, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_conv2d_new_ex", "too large");
+    ck_assert_ptr_null(nb_self_attention_new(INT64_C(3) << 61, 1, true, 0, true, NULL));
+    ck_assert_error(NB_ERR_SHAPE, "nb_self_attention_new", "6917529027641081856", "too large");
+    nb_gpt_config c = nb_gpt_defaults();
+    c.vocab_size = 5;
+    c.n_embd = 4;
+    c.n_head = 1;
+    c.context = 2;
+    c.n_layer = INT64_MAX;
+    ck_assert_ptr_null(nb_gpt_new(&c, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_gpt_new", "n_layer 9223372036854775807 is too large");
+    /* a sane conv still gets kaiming bounds 1 / sqrt(fan_in): fan_in 2 * 3 * 3 = 18 */
+    nb_module *conv = nb_conv2d_new(2, 1, 3, 1, 0, 1, 1, true, NULL);
+    ck_assert_ptr_nonnull(conv);
+    nb_tensor *w = ((nb_conv2d_layer *)conv)->weight;
+    for (int64_t i = 0; i < nb_numel(w); i++) ck_assert(fabs(nb_get_flat(w, i)) <= 1 / sqrt(18.0));
+    nb_module_free(conv);
+}
+END_TEST
+
 START_TEST(module_train_propagates)
 {
     nb_module *bn = nb_batch_norm1d_new(2, 1e-5, 0.1, true);
@@ -997,6 +1083,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, sequential_get_set_append);
     tcase_add_test(tc, sequential_single_owner);
     tcase_add_test(tc, failed_wrap_and_second_owner_leave_models_intact);
+    tcase_add_test(tc, lora_wrapper_goes_only_into_its_linears_slot);
+    tcase_add_test(tc, constructor_sizes_that_overflow);
     tcase_add_test(tc, module_train_propagates);
     tcase_add_test(tc, param_list_basics);
     tcase_add_test(tc, param_list_freezing);
