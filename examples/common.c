@@ -135,14 +135,39 @@ _Noreturn void ex_fail(const char *program)
 
 static void die(const char *program) { ex_fail(program); }
 
-/* NULL when the file is absent, so that a missing data set is a skip rather than a failure. */
+const char *ex_data_dir(const char *program, const char *flag)
+{
+    /* nb_data_dir takes "" as a directory, and every path built on it then starts at the root. */
+    if (flag && !*flag) {
+        fprintf(stderr, "%s: --data needs a directory, got ''\n", program);
+        exit(2);
+    }
+    return nb_data_dir(flag);
+}
+
+_Noreturn void ex_data_missing(const char *program, const char *flag, const char *dir, const char *what)
+{
+    /* Only the default location may lack the data (a machine without the data sets skips the smoke tests); a
+     * directory the user named that lacks them is a mistake worth stopping on. */
+    if (flag) {
+        char message[2 * 4096];
+        snprintf(message, sizeof message, "%s: --data %s: %s not found", program, flag, what);
+        stop(message);
+    }
+    if (dir) printf("%s: %s not found (give --data DIR or set NABLA_DATA); skipping\n", program, what);
+    else printf("%s: no data directory (give --data DIR or set NABLA_DATA); skipping\n", program);
+    ex_dist_finalize(program);
+    exit(77);
+}
+
+/* NULL when the file is absent, so that the caller decides between a skip and a failure (ex_data_missing). */
 static nb_tensor *read_idx(const char *program, const char *dir, const char *sub, const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", dir, sub, name);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        printf("%s: %s is missing\n", program, path);
+        fprintf(stderr, "%s: %s is missing\n", program, path);
         return NULL;
     }
     fclose(f);

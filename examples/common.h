@@ -33,14 +33,23 @@ double ex_physical_memory(void);
  * loss is not finite; unit is "epoch" or "step". */
 void ex_check_loss(const char *program, double loss, const char *unit, int64_t n);
 
+/* The data directory: flag (the --data value, NULL when not given), else $NABLA_DATA, else ../shared/data when it
+ * exists, else NULL. Exits 2 with a message when flag is empty. */
+const char *ex_data_dir(const char *program, const char *flag);
+/* The data set `what` (e.g. "iris.csv", "MNIST (the four files under DIR/mnist)") is not in dir (NULL: no data
+ * directory at all). With --data given (flag not NULL) that is an error: prints "program: --data flag: what not
+ * found" and exits 1 (stopping every rank). Otherwise, the default location, it is a skip: prints why on stdout,
+ * shuts the distributed runtime down and exits 77. */
+_Noreturn void ex_data_missing(const char *program, const char *flag, const char *dir, const char *what);
+
 /* An MNIST-format data set: images (N, 784) f32 scaled to [0, 1], labels (N) i64. */
 typedef struct ex_image_set {
     nb_tensor *train_x, *train_y, *test_x, *test_y;
 } ex_image_set;
 /* Reads dir/sub/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. Returns false when a file is absent (the caller
- * skips), after printing on stderr which one; exits with a message, prefixed by program and naming the file, when a
- * file is present but unreadable, when the images are not (N, 28, 28) with N >= 1, or when a labels file does not
- * hold one label (0..9) per image. */
+ * skips or fails: ex_data_missing), after printing on stderr which one; exits with a message, prefixed by program
+ * and naming the file, when a file is present but unreadable, when the images are not (N, 28, 28) with N >= 1, or
+ * when a labels file does not hold one label (0..9) per image. */
 bool ex_load_image_set(const char *program, const char *dir, const char *sub, ex_image_set *d);
 void ex_free_image_set(ex_image_set *d);
 /* Accuracy of a classifier on (x, y), evaluated in chunks in eval mode without recording a graph; adds the

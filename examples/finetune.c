@@ -263,16 +263,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    const char *dir = nb_data_dir(data);
+    const char *dir = ex_data_dir("finetune", data);
     ex_image_set mnist = {0}, fmnist = {0};
-    if (!dir) {
-        printf("finetune: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
-        return 77;
-    }
-    if (!ex_load_image_set("finetune", dir, "mnist", &mnist) || (fashion && !ex_load_image_set("finetune", dir, "fashion-mnist", &fmnist))) {
-        printf("finetune: %s not found or incomplete in %s; skipping\n", fashion ? "MNIST or Fashion-MNIST" : "MNIST",
-               dir);
-        return 77;
+    if (!dir || !ex_load_image_set("finetune", dir, "mnist", &mnist) ||
+        (fashion && !ex_load_image_set("finetune", dir, "fashion-mnist", &fmnist))) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s (the four files under %s/%s)", fashion ? "MNIST and Fashion-MNIST" : "MNIST",
+                 dir ? dir : "DIR", fashion ? "{mnist,fashion-mnist}" : "mnist");
+        ex_data_missing("finetune", data, dir, what);
     }
     nb_generator gen;
     nb_generator_seed(&gen, (uint64_t)seed);

@@ -8,7 +8,7 @@
  * final model with the best pair.
  *
  *     iris [--data DIR] [--seed N] [--epochs N] [--lr X] [--hidden N] [--cv K] [--save PATH] [--load PATH]
- * (--load takes the hidden size the file records, whatever --hidden says)
+ * (--load takes the hidden size the file records, whatever --hidden says, and trains nothing: not with --cv)
  */
 #include <nabla.h>
 
@@ -173,15 +173,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "iris: need --epochs >= 0, --hidden >= 1, --cv 0 or >= 2, --lr > 0\n");
         return 2;
     }
+    /* The grid search picks the learning rate and hidden size of a training run; a loaded model is not trained and
+     * keeps the hidden size of its file, so the search would only be printed and then ignored. */
+    if (load_path && cv) {
+        fprintf(stderr, "iris: --cv %lld chooses how to train, and --load %s trains nothing: give one or the other\n",
+                (long long)cv, load_path);
+        return 2;
+    }
 
-    const char *dir = nb_data_dir(data_flag);
+    const char *dir = ex_data_dir("iris", data_flag);
     char path[4096];
     snprintf(path, sizeof path, "%s/iris.csv", dir ? dir : ".");
     FILE *probe = dir ? fopen(path, "rb") : NULL;
-    if (!probe) {
-        printf("iris: %s not found (use --data DIR or set NABLA_DATA); skipping\n", path);
-        return 77;
-    }
+    if (!probe) ex_data_missing("iris", data_flag, dir, path);
     fclose(probe);
     nb_csv *csv = nb_csv_read(path);
     if (!csv) fail();

@@ -80,13 +80,12 @@ int main(int argc, char **argv)
     const char *sub = fashion ? "fashion-mnist" : "mnist";
     if (epochs < 0) epochs = fashion ? 10 : 5;
 
-    const char *dir = nb_data_dir(data);
+    const char *dir = ex_data_dir("mnist_cnn", data);
     ex_image_set set;
     if (!dir || !ex_load_image_set("mnist_cnn", dir, sub, &set)) {
-        if (dir) printf("mnist_cnn: %s not found (the four files under %s/%s); skipping\n", sub, dir, sub);
-        else printf("mnist_cnn: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
-        ex_dist_finalize("mnist_cnn");
-        return 77;
+        char what[4200];
+        snprintf(what, sizeof what, "%s (the four files under %s/%s)", sub, dir ? dir : "DIR", sub);
+        ex_data_missing("mnist_cnn", data, dir, what);
     }
     if (limit > 0 && limit < nb_size(set.train_x, 0)) {
         nb_tensor *xv = nb_narrow(set.train_x, 0, 0, limit), *yv = nb_narrow(set.train_y, 0, 0, limit);

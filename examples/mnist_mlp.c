@@ -157,13 +157,12 @@ int main(int argc, char **argv)
     int64_t hidden[MAX_LAYERS];
     int n_hidden = parse_arch(arch, hidden);
 
-    const char *dir = nb_data_dir(data);
+    const char *dir = ex_data_dir("mnist_mlp", data);
     ex_image_set mnist;
     if (!dir || !ex_load_image_set("mnist_mlp", dir, "mnist", &mnist)) {
-        if (dir) printf("mnist_mlp: MNIST not found (the four files under %s/mnist); skipping\n", dir);
-        else printf("mnist_mlp: no data directory (give --data DIR or set NABLA_DATA); skipping\n");
-        ex_dist_finalize("mnist_mlp");
-        return 77;
+        char what[4200];
+        snprintf(what, sizeof what, "MNIST (the four files under %s/mnist)", dir ? dir : "DIR");
+        ex_data_missing("mnist_mlp", data, dir, what);
     }
     nb_tensor *train_x = mnist.train_x, *train_y = mnist.train_y, *test_x = mnist.test_x, *test_y = mnist.test_y;
     if (limit > 0 && limit < nb_size(train_x, 0)) {

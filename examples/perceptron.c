@@ -114,7 +114,10 @@ int main(int argc, char **argv)
     ex_parse_flags(argc, argv, "perceptron",
                    "Rosenblatt's perceptron rule learns AND, OR and a separable cloud, and cycles on XOR.",
                    (int)(sizeof flags / sizeof flags[0]), flags);
-    if (points < 1) points = 1;
+    if (points < 1) { /* an empty cloud has nothing to misclassify and would count as converged */
+        fprintf(stderr, "perceptron: --points must be at least 1, got %lld\n", (long long)points);
+        return 2;
+    }
 
     const double corners[8] = {0, 0, 0, 1, 1, 0, 1, 1};
     const double and_t[4] = {0, 0, 0, 1}, or_t[4] = {0, 1, 1, 1}, xor_t[4] = {0, 1, 1, 0};

@@ -25,6 +25,7 @@
 
 #include "common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,8 +53,9 @@ static void *xmalloc(size_t n)
 /* ------------------------------------------------------------------------------------------------
  * Text and vocabulary
  * ---------------------------------------------------------------------------------------------- */
-/* The characters of a file as Unicode code points. A byte that does not start a valid UTF-8 sequence stands for
- * itself (so Latin-1 text works too); NUL characters are dropped (metadata strings cannot hold them). */
+/* The characters of a file as Unicode code points, or NULL with errno set when it cannot be read. A byte that does
+ * not start a valid UTF-8 sequence stands for itself (so Latin-1 text works too); NUL characters are dropped
+ * (metadata strings cannot hold them). */
 static uint32_t *read_text(const char *path, int64_t *count)
 {
     FILE *f = fopen(path, "rb");
@@ -71,6 +73,14 @@ static uint32_t *read_text(const char *path, int64_t *count)
             }
             bytes = more;
         }
+    }
+    /* A directory opens like a file and then reads as an error (EISDIR), not as an empty text. */
+    if (ferror(f)) {
+        int error = errno;
+        fclose(f);
+        free(bytes);
+        errno = error;
+        return NULL;
     }
     fclose(f);
     uint32_t *cp = xmalloc(len * sizeof *cp);
@@ -493,6 +503,42 @@ static bool windows_fit(int64_t batch, int64_t eval_batches, int64_t context)
     return false;
 }
 
+/* nb_gpt_generate holds the sampled tokens twice (int64 each): a length beyond the machine's memory is refused before
+ * training rather than failing after it. */
+static bool sample_fits(int64_t n)
+{
+    double bytes = 2 * sizeof(int64_t) * ((double)n + 1), memory = ex_physical_memory();
+    if (bytes < 0x1p62 && !(memory > 0 && bytes > memory)) return true;
+    fprintf(stderr, "%s: --sample %lld is too large: it would need %.3g GB", program, (long long)n, bytes / 1e9);
+    if (memory > 0) fprintf(stderr, "; this machine has %.3g GB", memory / 1e9);
+    fprintf(stderr, "\n");
+    return false;
+}
+
+/* Whether --lora-targets names a layer of the model, tried on a GPT of the same layout but the smallest sizes:
+ * nb_gpt_apply_lora would otherwise refuse the list only after pretraining and full fine-tuning. */
+static bool lora_targets_match(const char *targets, bool untied)
+{
+    nb_gpt_config c = nb_gpt_defaults();
+    c.vocab_size = 2;
+    c.context = 2;
+    c.n_layer = 1;
+    c.n_head = 1;
+    c.n_embd = 1;
+    c.dropout = 0;
+    c.tie_weights = !untied;
+    nb_generator g;
+    nb_generator_seed(&g, 0);
+    nb_module *probe = nb_gpt_new(&c, &g);
+    if (!probe) fail();
+    int wrapped = nb_gpt_apply_lora(probe, targets, 1, 1, &g);
+    nb_module_free(probe);
+    if (wrapped > 0) return true;
+    fprintf(stderr, "%s: --lora-targets '%s' names no layer of the model (qkv, attn.proj, mlp.fc, mlp.proj, proj%s)\n",
+            program, targets, untied ? ", head" : "; head only with --untied");
+    return false;
+}
+
 typedef struct finetune_result {
     double after, forget, seconds, peak;
     int64_t params;
@@ -562,8 +608,15 @@ int main(int argc, char **argv)
     }
     if (!windows_fit(batch, eval_batches, context)) return 2;
 
+    /* Checked before training, which may take minutes: nb_gpt_generate would refuse them only when sampling. */
+    if (!(temperature >= 0)) {
+        fprintf(stderr, "%s: --temperature must be >= 0 (0: greedy), got %g\n", program, temperature);
+        return 2;
+    }
+    if (!sample_fits(sample_len)) return 2;
+
     /* The texts: given paths must exist; the default ones are a skip when absent. */
-    const char *dir = nb_data_dir(data);
+    const char *dir = ex_data_dir(program, data);
     char default_text[4096], default_ft[4096];
     if (!text_path || (!ft_path && ft_steps > 0)) {
         if (!dir) {
@@ -578,19 +631,11 @@ int main(int argc, char **argv)
     if (!text_path) text_path = default_text;
     if (!ft_path) ft_path = ft_steps > 0 ? default_ft : "";
     bool finetune = *ft_path && ft_steps > 0;
-    int64_t n_text = 0, n_ft = 0;
-    uint32_t *text = read_text(text_path, &n_text), *ft_text = finetune ? read_text(ft_path, &n_ft) : NULL;
-    if (!text || (finetune && !ft_text)) {
-        const char *missing = !text ? text_path : ft_path;
-        bool given = !text ? given_text : given_ft;
-        /* A path the user gave is an error (stderr); a default one absent is a skip, reported like the others. */
-        fprintf(given ? stderr : stdout, "%s: cannot read %s%s\n", program, missing, given ? "" : "; skipping");
-        return given ? EXIT_FAILURE : 77;
-    }
 
-    /* The vocabulary: from a loaded model, else from both texts. */
+    /* The vocabulary and configuration of a loaded model, read first: whether the model has a head of its own,
+     * which --lora-targets may name, is in its metadata. */
     nb_gpt_config config = nb_gpt_defaults();
-    vocab v;
+    vocab v = {0};
     nb_metadata loaded_meta = {0};
     if (load) {
         nb_param_list *none = nb_param_list_new();
@@ -598,6 +643,7 @@ int main(int argc, char **argv)
         nb_param_list_free(none);
         if (!vocab_from_metadata(&loaded_meta, &v)) {
             fprintf(stderr, "%s: %s has no tiny_gpt vocabulary in its metadata\n", program, load);
+            free(v.chars);
             return EXIT_FAILURE;
         }
         context = meta_int(&loaded_meta, "context", context);
@@ -605,8 +651,31 @@ int main(int argc, char **argv)
         heads = meta_int(&loaded_meta, "n_head", heads);
         width = meta_int(&loaded_meta, "n_embd", width);
         untied = meta_int(&loaded_meta, "tie_weights", 1) == 0;
-        if (!windows_fit(batch, eval_batches, context)) return 2; /* the model's context, not the flag's */
-    } else {
+        if (!windows_fit(batch, eval_batches, context)) { /* the model's context, not the flag's */
+            free(v.chars);
+            return 2;
+        }
+    }
+    if (finetune && !lora_targets_match(targets, untied)) {
+        free(v.chars);
+        return 2;
+    }
+
+    int64_t n_text = 0, n_ft = 0;
+    uint32_t *text = read_text(text_path, &n_text), *ft_text = NULL;
+    int text_errno = errno;
+    if (text && finetune) ft_text = read_text(ft_path, &n_ft);
+    if (!text || (finetune && !ft_text)) {
+        const char *missing = !text ? text_path : ft_path;
+        bool given = !text ? given_text : given_ft;
+        /* A path the user gave is an error (stderr); a default one absent is a skip, reported like the others. */
+        fprintf(given ? stderr : stdout, "%s: cannot read %s: %s%s\n", program, missing,
+                strerror(!text ? text_errno : errno), given ? "" : "; skipping");
+        free(text);
+        free(v.chars);
+        return given ? EXIT_FAILURE : 77;
+    }
+    if (!load) {
         uint32_t *texts[2] = {text, ft_text};
         int64_t lengths[2] = {n_text, n_ft};
         v = build_vocab(finetune ? 2 : 1, texts, lengths);

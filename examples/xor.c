@@ -20,6 +20,16 @@ static void fail(void)
     exit(EXIT_FAILURE);
 }
 
+/* Whether the network's four outputs are all finite numbers. */
+static bool finite_outputs(nb_tensor *probs)
+{
+    float out[4];
+    if (nb_to_array(probs, out, 4, NB_F32) != NB_OK) fail();
+    for (int i = 0; i < 4; i++)
+        if (!isfinite(out[i])) return false;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     int64_t seed = 1, steps = 1000;
@@ -59,7 +69,12 @@ int main(int argc, char **argv)
     double start = ex_now(), loss_value = NAN;
     for (int64_t step = 0; step < steps; step++) {
         nb_scope_begin();
-        nb_tensor *loss = nb_bce_loss(nb_forward(model, x), y, NULL, NB_REDUCTION_MEAN);
+        nb_tensor *probs = nb_forward(model, x);
+        if (!probs) fail();
+        /* nb_bce_loss refuses a nan probability (weights blown up by too large a step) with its own error, before
+         * there is a loss to check: stop with the same hint the other examples give. */
+        if (!finite_outputs(probs)) ex_check_loss("xor", NAN, "step", step + 1);
+        nb_tensor *loss = nb_bce_loss(probs, y, NULL, NB_REDUCTION_MEAN);
         nb_optimizer_zero_grad(opt);
         if (nb_backward(loss) != NB_OK || nb_optimizer_step(opt) != NB_OK) fail();
         loss_value = nb_item(loss);
@@ -79,6 +94,9 @@ int main(int argc, char **argv)
     nb_no_grad_end();
     nb_scope_end();
     if (st != NB_OK) fail();
+    /* The last step can blow the weights up too; its loss was computed before it. */
+    for (int i = 0; i < 4 && steps > 0; i++)
+        if (!isfinite(out[i])) ex_check_loss("xor", NAN, "step", steps);
     int correct = 0;
     for (int i = 0; i < 4; i++) {
         bool ok = (out[i] > 0.5f) == (targets[i] > 0.5f);
