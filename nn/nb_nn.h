@@ -309,12 +309,16 @@ typedef struct nb_metadata_entry {
     char key[64];
     char value[256];
 } nb_metadata_entry;
+/* Room for a checkpoint of a model, an optimizer with a few dozen parameter groups and two schedules, and the
+ * program's own entries (about 40 KiB, so an nb_metadata on the stack stays well within a thread's). */
+#define NB_METADATA_MAX_ENTRIES 128
 typedef struct nb_metadata {
     int count;
-    nb_metadata_entry entries[32];
+    nb_metadata_entry entries[NB_METADATA_MAX_ENTRIES];
 } nb_metadata;
 /* Adds key = value, or replaces the value of an existing key. Start from `nb_metadata m = {0};`. Errors: NB_ERR_ARG
- * for an empty key, a key over 63 or a value over 255 bytes, text that is not UTF-8, or a 33rd key. */
+ * for an empty key, a key over 63 or a value over 255 bytes, text that is not UTF-8, or a key beyond
+ * NB_METADATA_MAX_ENTRIES. */
 NB_API nb_status nb_metadata_set(nb_metadata *m, const char *key, const char *value);
 NB_API const char *nb_metadata_get(const nb_metadata *m, const char *key); /* NULL when absent */
 

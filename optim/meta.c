@@ -23,7 +23,12 @@ nb_status nbi_meta_set_str(nb_metadata *m, const char *prefix, const char *field
 {
     char key[KEY_SIZE];
     nb_status st = make_key(key, prefix, field, fn);
-    return st ? st : nb_metadata_set(m, key, value);
+    if (!st && (st = nb_metadata_set(m, key, value)) != NB_OK) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "%s", nb_last_error());
+        return nbi_fail(st, "%s: %s", fn, reason); /* the caller's name first: which state did not fit */
+    }
+    return st;
 }
 
 nb_status nbi_meta_set_int(nb_metadata *m, const char *prefix, const char *field, int64_t value, const char *fn)
@@ -85,5 +90,95 @@ nb_status nbi_meta_get_double(const nb_metadata *m, const char *prefix, const ch
     if (end == value || *end)
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata \"%s\" is \"%s\", not a number", fn, key, value);
     *out = v;
+    return NB_OK;
+}
+
+nb_metadata *nbi_meta_draft(const nb_metadata *m, const char *fn)
+{
+    nb_metadata *copy = malloc(sizeof *copy);
+    if (!copy) return nbi_error(NB_ERR_NOMEM, "%s: out of memory copying the metadata (%zu bytes)", fn, sizeof *copy);
+    nbi_count_system_alloc();
+    *copy = *m;
+    return copy;
+}
+
+nb_status nbi_meta_commit(nb_metadata *m, nb_metadata *draft, nb_status st)
+{
+    if (!st) *m = *draft;
+    free(draft);
+    return st;
+}
+
+nb_status nbi_meta_set_layout(nb_metadata *m, const char *prefix, const nb_optimizer *opt, const char *fn)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%016" PRIx64, nbi_optim_group_layout(opt));
+    return nbi_meta_set_str(m, prefix, "group_layout", text, fn);
+}
+
+nb_status nbi_meta_check_layout(const nb_metadata *m, const char *prefix, const nb_optimizer *opt, const char *fn)
+{
+    char key[KEY_SIZE];
+    if (make_key(key, prefix, "group_layout", fn)) return nb_last_status();
+    const char *saved = nb_metadata_get(m, key);
+    if (!saved) return NB_OK; /* written before the layout was recorded: the group sizes were checked */
+    char text[24];
+    snprintf(text, sizeof text, "%016" PRIx64, nbi_optim_group_layout(opt));
+    if (strcmp(saved, text) != 0)
+        return nbi_fail(NB_ERR_FORMAT, "%s: the optimizer's parameter groups hold other parameters than the "
+                        "checkpoint's (metadata \"%s\" is %s, this optimizer's layout %s): each group would get "
+                        "another group's learning rate", fn, key, saved, text);
+    return NB_OK;
+}
+
+bool nbi_meta_has(const nb_metadata *m, const char *prefix, const char *field)
+{
+    char key[KEY_SIZE];
+    return make_key(key, prefix, field, "") == NB_OK && nb_metadata_get(m, key) != NULL;
+}
+
+/* A number takes at most 24 characters with 17 significant digits ("-2.2250738585072014e-308") and a space. */
+#define VALUE_SIZE sizeof(((nb_metadata_entry *)0)->value)
+static int groups_per_entry(int n) { return (int)((VALUE_SIZE - 1) / ((size_t)n * 25)); }
+
+nb_status nbi_meta_set_group_values(nb_metadata *m, const char *prefix, int n_groups, int n, const double *values,
+                                    const char *fn)
+{
+    int per = groups_per_entry(n);
+    for (int first = 0; first < n_groups; first += per) {
+        char field[32], text[VALUE_SIZE];
+        size_t used = 0;
+        snprintf(field, sizeof field, "groups.%d", first);
+        for (int i = first * n; i < n_groups * n && i < (first + per) * n; i++)
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%.17g", used ? " " : "", values[i]);
+        nb_status st = nbi_meta_set_str(m, prefix, field, text, fn);
+        if (st) return st;
+    }
+    return NB_OK;
+}
+
+nb_status nbi_meta_get_group_values(const nb_metadata *m, const char *prefix, int n_groups, int n, double *out,
+                                    const char *fn)
+{
+    int per = groups_per_entry(n);
+    for (int first = 0; first < n_groups; first += per) {
+        char field[32], key[KEY_SIZE];
+        snprintf(field, sizeof field, "groups.%d", first);
+        const char *text = get(m, prefix, field, key, fn);
+        if (!text) return nb_last_status();
+        int count = (n_groups - first < per ? n_groups - first : per) * n;
+        const char *c = text;
+        for (int i = 0; i < count; i++) {
+            char *end;
+            out[first * n + i] = strtod(c, &end); /* "nan" reads back: an initial lr not set yet */
+            if (end == c || (*end && *end != ' '))
+                return nbi_fail(NB_ERR_FORMAT, "%s: metadata \"%s\" is \"%s\"; expected %d numbers (%d for each of "
+                                "parameter groups %d to %d)", fn, key, text, count, n, first, first + count / n - 1);
+            c = end;
+        }
+        if (*c)
+            return nbi_fail(NB_ERR_FORMAT, "%s: metadata \"%s\" is \"%s\"; expected only %d numbers (%d for each of "
+                            "parameter groups %d to %d)", fn, key, text, count, n, first, first + count / n - 1);
+    }
     return NB_OK;
 }

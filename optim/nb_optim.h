@@ -71,7 +71,8 @@ NB_API nb_optimizer *nb_adagrad_new(const nb_param_list *params, nb_adagrad_opti
  * the constructor would refuse, a NULL list (NB_ERR_NULL) or one without f32/f64 parameters, a tensor listed
  * twice, or a parameter some group already holds: the same tensor, or another tensor of the same name (its
  * checkpoint state would be ambiguous). Which state tensors a group's parameters carry follows its own options
- * (a momentum buffer only with momentum, ...). */
+ * (a momentum buffer only with momentum, ...). An Adagrad group's sums start at its own initial_accumulator_value,
+ * where PyTorch 1.13 starts every group's at the constructor's (it fills the state once, in the constructor). */
 NB_API nb_status nb_sgd_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_sgd_options options);
 NB_API nb_status nb_adam_add_param_group(nb_optimizer *opt, const nb_param_list *params, nb_adam_options options);
 NB_API nb_status nb_rmsprop_add_param_group(nb_optimizer *opt, const nb_param_list *params,
@@ -102,9 +103,12 @@ NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
  * (e.g. "optim.fc1.weight.exp_avg"; no prefix and no dot for "" or NULL), and stores the optimizer type, step count
  * and lr in metadata (may be NULL) as "<prefix>.optimizer", "<prefix>.steps", "<prefix>.lr", so that
  * nb_save_safetensors can write them and nb_load_safetensors + nb_optimizer_restore can resume exactly. With
- * several parameter groups "<prefix>.lr" is group 0's, and "<prefix>.param_groups" (the count) and, for each
- * group g, "<prefix>.group<g>.params" (its size), ".lr" and ".initial_lr" (once a schedule drove it) follow; one
- * group writes no more than before groups existed. State names do not depend on groups.
+ * several parameter groups "<prefix>.lr" is group 0's, and "<prefix>.param_groups" (the count),
+ * "<prefix>.group_layout" (a digest of which parameter is in which group) and "<prefix>.groups.<g>" entries follow,
+ * each holding the size, lr and initial lr ("nan" until a schedule drove it) of groups g, g+1, g+2: 5 + G/3
+ * entries for G groups. One group writes no more than before groups existed. State names do not depend on groups.
+ * All or nothing: on any error (a full nb_metadata, a name already in out, a freed parameter) neither out nor
+ * metadata changes.
  * States (PyTorch's names): every optimizer "step" (0-d i64, this parameter's update count; PyTorch keeps a float
  * tensor, and none for SGD); SGD "momentum_buffer" (with momentum); Adam/AdamW "exp_avg", "exp_avg_sq",
  * "max_exp_avg_sq" (amsgrad); RMSprop "square_avg", "momentum_buffer" (momentum > 0), "grad_avg" (centered);
@@ -116,8 +120,10 @@ NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_pa
 /* Restores the step count and every group's lr (and initial lr) from metadata written by nb_optimizer_state (the
  * state tensors themselves are loaded in place through the list nb_optimizer_state filled). NB_ERR_FORMAT, naming
  * the key, for a missing or malformed entry, another optimizer type, or another group structure (number of groups,
- * or of parameters in one; a checkpoint without group entries has one group); nothing is changed then. Options
- * are not saved: momentum or beta1 cycled by OneCycleLR come back with nb_scheduler_restore. */
+ * of parameters in one, or groups of the same sizes holding other parameters, by name; a checkpoint without group
+ * entries has one group); nothing is changed then. The "group<g>.params", ".lr", ".initial_lr" entries of the
+ * first version with groups are read too. Options are not saved: momentum or beta1 cycled by OneCycleLR come back
+ * with nb_scheduler_restore. */
 NB_API nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_optimizer_free(nb_optimizer *opt);
 
@@ -198,9 +204,11 @@ NB_API int64_t nb_scheduler_epoch(const nb_scheduler *s);
  * also sets the optimizer's lr to the saved one, so the schedule may be created before or after
  * nb_optimizer_restore (creating a LinearLR changes the lr). A checkpoint without "<prefix>.lr" (written by
  * an older nabla) gets the closed form's lr at the restored epoch. With several parameter groups,
- * "<prefix>.param_groups" and each group's "<prefix>.group<g>.base_lr" and ".lr" are added, and restoring into an
- * optimizer with another number of groups is NB_ERR_FORMAT (nothing changes). OneCycleLR adds
- * "<prefix>.total_steps" (checked) and restores the momentum it cycles. */
+ * "<prefix>.param_groups", "<prefix>.group_layout" and "<prefix>.groups.<g>" entries holding the base lr and lr of
+ * groups g to g+4 are added (6 + G/5 entries in all for G groups), and restoring into an optimizer with another
+ * number of groups, or groups holding other parameters, is NB_ERR_FORMAT (nothing changes). OneCycleLR adds
+ * "<prefix>.total_steps" (checked) and restores the momentum it cycles. Saving writes all entries or none (a full
+ * nb_metadata is NB_ERR_ARG and left as it was). */
 NB_API nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata);
 NB_API nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_scheduler_free(nb_scheduler *s);

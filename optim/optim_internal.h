@@ -141,5 +141,26 @@ nb_status nbi_meta_get_double(const nb_metadata *m, const char *prefix, const ch
  * "<prefix>.param_groups", 1 when absent: one group, or written before groups existed). */
 void nbi_meta_group_field(char *out, size_t size, int g, const char *field);
 nb_status nbi_meta_get_groups(const nb_metadata *m, const char *prefix, int64_t *out, const char *fn);
+/* Whether "<prefix>.<field>" is present. */
+bool nbi_meta_has(const nb_metadata *m, const char *prefix, const char *field);
+/* n values for each of n_groups groups (values[g n + j]), packed as space-separated numbers in entries
+ * "<prefix>.groups.<first group>" holding as many groups as fit in a value, so that a few entries serve dozens of
+ * groups; the getter fails with NB_ERR_FORMAT naming the entry when one is missing or holds other than the
+ * expected count of numbers. */
+nb_status nbi_meta_set_group_values(nb_metadata *m, const char *prefix, int n_groups, int n, const double *values,
+                                    const char *fn);
+nb_status nbi_meta_get_group_values(const nb_metadata *m, const char *prefix, int n_groups, int n, double *out,
+                                    const char *fn);
+/* Entries written all or none: a writer fills a draft (a copy of m; NULL with NB_ERR_NOMEM) and commits it, which
+ * copies it back only when st is NB_OK, frees it and returns st. */
+nb_metadata *nbi_meta_draft(const nb_metadata *m, const char *fn);
+nb_status nbi_meta_commit(nb_metadata *m, nb_metadata *draft, nb_status st);
+/* A digest of which parameter, by name, is in which group (order-independent, as states are matched by name):
+ * "<prefix>.group_layout" in checkpoints with several groups. Groups of the same sizes holding other parameters
+ * would otherwise restore silently, each with another's lr. The check passes when the entry is absent (written
+ * before it existed) and is NB_ERR_FORMAT naming both digests when it differs. */
+uint64_t nbi_optim_group_layout(const nb_optimizer *opt);
+nb_status nbi_meta_set_layout(nb_metadata *m, const char *prefix, const nb_optimizer *opt, const char *fn);
+nb_status nbi_meta_check_layout(const nb_metadata *m, const char *prefix, const nb_optimizer *opt, const char *fn);
 
 #endif

@@ -353,47 +353,84 @@ void nbi_meta_group_field(char *out, size_t size, int g, const char *field)
     snprintf(out, size, "group%d.%s", g, field);
 }
 
+uint64_t nbi_optim_group_layout(const nb_optimizer *opt)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < opt->n_params; i++) {
+        uint64_t h = 0xcbf29ce484222325u; /* FNV-1a of the name, then mixed with the group */
+        for (const unsigned char *c = (const unsigned char *)opt->params[i].name; *c; c++) h = (h ^ *c) * 0x100000001b3u;
+        h ^= (uint64_t)(opt->params[i].group + 1) * 0x9e3779b97f4a7c15u;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+        sum += h ^ (h >> 31);
+    }
+    return sum;
+}
+
+/* The entries of nb_optimizer_state, into a draft. A single group writes what nabla wrote before groups existed;
+ * more add their count, layout, and each group's size, lr and initial lr packed in "groups.<g>" entries. */
+static nb_status write_metadata(const nb_optimizer *opt, const char *prefix, nb_metadata *m, const char *fn)
+{
+    nb_status st = nbi_meta_set_str(m, prefix, "optimizer", opt->type, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "steps", opt->steps, fn);
+    if (!st) st = nbi_meta_set_double(m, prefix, "lr", opt->groups[0].lr, fn);
+    if (opt->n_groups == 1) return st;
+    if (!st) st = nbi_meta_set_int(m, prefix, "param_groups", opt->n_groups, fn);
+    if (!st) st = nbi_meta_set_layout(m, prefix, opt, fn);
+    if (st) return st;
+    double *values = malloc(3 * (size_t)opt->n_groups * sizeof *values);
+    if (!values) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory writing %d parameter groups", fn, opt->n_groups);
+    for (int g = 0; g < opt->n_groups; g++) {
+        values[3 * g] = opt->groups[g].n_params;
+        values[3 * g + 1] = opt->groups[g].lr;
+        values[3 * g + 2] = opt->groups[g].initial_lr; /* NAN until a schedule drives the group */
+    }
+    st = nbi_meta_set_group_values(m, prefix, opt->n_groups, 3, values, fn);
+    free(values);
+    return st;
+}
+
 nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata)
 {
     const char *fn = "nb_optimizer_state";
     if (!opt || !out) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !opt ? "optimizer" : "out");
     if (!prefix) prefix = "";
-    /* The metadata first: a prefix too long for its keys fails before the list grows. A single group writes what
-     * nabla wrote before groups existed; more add their count, sizes, lrs and initial lrs. */
-    if (metadata) {
-        nb_status st = nbi_meta_set_str(metadata, prefix, "optimizer", opt->type, fn);
-        if (!st) st = nbi_meta_set_int(metadata, prefix, "steps", opt->steps, fn);
-        if (!st) st = nbi_meta_set_double(metadata, prefix, "lr", opt->groups[0].lr, fn);
-        if (!st && opt->n_groups > 1) st = nbi_meta_set_int(metadata, prefix, "param_groups", opt->n_groups, fn);
-        for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
-            const nbi_optim_group *grp = &opt->groups[g];
-            char field[48];
-            nbi_meta_group_field(field, sizeof field, g, "params");
-            st = nbi_meta_set_int(metadata, prefix, field, grp->n_params, fn);
-            nbi_meta_group_field(field, sizeof field, g, "lr");
-            if (!st) st = nbi_meta_set_double(metadata, prefix, field, grp->lr, fn);
-            nbi_meta_group_field(field, sizeof field, g, "initial_lr");
-            if (!st && !isnan(grp->initial_lr)) st = nbi_meta_set_double(metadata, prefix, field, grp->initial_lr, fn);
-        }
-        if (st) return st;
-    }
+    /* All or nothing: every state exists and every name fits before the metadata is written (on a draft, which a
+     * full nb_metadata leaves unchanged), and the list is cut back to its length if an entry cannot be added. */
     for (int i = 0; i < opt->n_params; i++) {
         nbi_optim_param *p = &opt->params[i];
         const nbi_optim_group *grp = &opt->groups[p->group];
         nb_status st = ensure_state(opt, p, fn);
+        if (st) return st;
+        for (int k = 0; k < grp->n_state; k++) {
+            int len = snprintf(NULL, 0, "%s%s%s.%s", prefix, *prefix ? "." : "", p->name, grp->state_names[k]);
+            if (len < 0 || len >= NB_NAME_MAX)
+                return nbi_fail(NB_ERR_ARG, "%s: state name \"%s%s%s.%s\" is longer than %d characters", fn, prefix,
+                                *prefix ? "." : "", p->name, grp->state_names[k], NB_NAME_MAX - 1);
+        }
+    }
+    nb_metadata *draft = NULL;
+    if (metadata) {
+        draft = nbi_meta_draft(metadata, fn);
+        if (!draft) return nb_last_status();
+        nb_status st = write_metadata(opt, prefix, draft, fn);
+        if (st) return nbi_meta_commit(metadata, draft, st);
+    }
+    int length = out->count;
+    nb_status st = NB_OK;
+    for (int i = 0; i < opt->n_params && !st; i++) {
+        nbi_optim_param *p = &opt->params[i];
+        const nbi_optim_group *grp = &opt->groups[p->group];
         for (int k = 0; k < grp->n_state && !st; k++) {
             char name[NB_NAME_MAX];
             int len = snprintf(name, sizeof name, "%s%s%s.%s", prefix, *prefix ? "." : "", p->name,
                                grp->state_names[k]);
-            if (len < 0 || len >= NB_NAME_MAX)
-                return nbi_fail(NB_ERR_ARG, "%s: state name \"%s%s%s.%s\" is longer than %d characters", fn, prefix,
-                                *prefix ? "." : "", p->name, grp->state_names[k], NB_NAME_MAX - 1);
-            /* A buffer: checkpoints save it, optimizers never update it. */
-            st = nb_param_list_add(out, name, p->state[k], true);
+            /* A buffer: checkpoints save it, optimizers never update it. (The length was checked above.) */
+            st = len < NB_NAME_MAX ? nb_param_list_add(out, name, p->state[k], true) : NB_ERR_ARG;
         }
-        if (st) return st;
     }
-    return NB_OK;
+    if (st) out->count = length; /* the names live in the items: nothing to free */
+    return draft ? nbi_meta_commit(metadata, draft, st) : st;
 }
 
 /* The number of groups metadata describes: its "param_groups" entry, 1 without one (a single group, or a
@@ -406,34 +443,43 @@ nb_status nbi_meta_get_groups(const nb_metadata *m, const char *prefix, int64_t 
     return nb_metadata_get(m, key) ? nbi_meta_get_int(m, prefix, "param_groups", out, fn) : NB_OK;
 }
 
-/* Group g's entries in metadata written by nb_optimizer_state for several groups: its size must match, its lr
- * and (when present; NAN if not) initial lr be finite and >= 0; else NB_ERR_FORMAT naming them. */
-static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata, const char *prefix, int g,
-                            double *lr, double *initial, const char *fn)
+/* Group g's size, lr and initial lr (NAN when none) from metadata with several groups: from values, the packed
+ * "groups.<g>" entries read by the caller (3 a group), or, when values is NULL, from the entries of one value each
+ * that nabla wrote first ("group<g>.params", ".lr", ".initial_lr"). Its size must match, its lr and initial lr be
+ * finite and >= 0; else NB_ERR_FORMAT naming them. */
+static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata, const char *prefix,
+                            const double *values, int g, double *lr, double *initial, const char *fn)
 {
-    char field[48], key[NB_NAME_MAX];
-    int64_t size;
-    nbi_meta_group_field(field, sizeof field, g, "params");
-    nb_status st = nbi_meta_get_int(metadata, prefix, field, &size, fn);
-    if (st) return st;
+    double size;
+    *initial = NAN;
+    if (values) {
+        size = values[3 * g];
+        *lr = values[3 * g + 1];
+        *initial = values[3 * g + 2];
+    } else {
+        char field[48], key[NB_NAME_MAX];
+        int64_t n;
+        nbi_meta_group_field(field, sizeof field, g, "params");
+        nb_status st = nbi_meta_get_int(metadata, prefix, field, &n, fn);
+        nbi_meta_group_field(field, sizeof field, g, "lr");
+        if (!st) st = nbi_meta_get_double(metadata, prefix, field, lr, fn);
+        if (st) return st;
+        size = (double)n;
+        nbi_meta_group_field(field, sizeof field, g, "initial_lr");
+        snprintf(key, sizeof key, "%s%s%s", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "", field);
+        if (nb_metadata_get(metadata, key) && (st = nbi_meta_get_double(metadata, prefix, field, initial, fn)))
+            return st;
+    }
     if (size != opt->groups[g].n_params)
-        return nbi_fail(NB_ERR_FORMAT, "%s: parameter group %d has %lld parameters in the checkpoint, %d in the "
-                        "optimizer: its group structure differs", fn, g, (long long)size, opt->groups[g].n_params);
-    nbi_meta_group_field(field, sizeof field, g, "lr");
-    st = nbi_meta_get_double(metadata, prefix, field, lr, fn);
-    if (st) return st;
+        return nbi_fail(NB_ERR_FORMAT, "%s: parameter group %d has %g parameters in the checkpoint, %d in the "
+                        "optimizer: its group structure differs", fn, g, size, opt->groups[g].n_params);
     if (!(isfinite(*lr) && *lr >= 0))
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g for parameter group %d; expected a finite lr >= 0",
                         fn, *lr, g);
-    nbi_meta_group_field(field, sizeof field, g, "initial_lr");
-    snprintf(key, sizeof key, "%s%s%s", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "", field);
-    *initial = NAN;
-    if (!nb_metadata_get(metadata, key)) return NB_OK;
-    st = nbi_meta_get_double(metadata, prefix, field, initial, fn);
-    if (!st && !(isfinite(*initial) && *initial >= 0))
-        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds initial_lr %g for parameter group %d; expected a finite lr "
-                      ">= 0", fn, *initial, g);
-    return st;
+    if (!isnan(*initial) && !(isfinite(*initial) && *initial >= 0))
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds initial_lr %g for parameter group %d; expected a finite "
+                        "lr >= 0", fn, *initial, g);
+    return NB_OK;
 }
 
 nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix)
@@ -453,22 +499,30 @@ nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, c
     if (n_groups != opt->n_groups)
         return nbi_fail(NB_ERR_FORMAT, "%s: the checkpoint has %lld parameter group%s, the optimizer %d: its group "
                         "structure differs", fn, (long long)n_groups, n_groups == 1 ? "" : "s", opt->n_groups);
-    /* Every group's entries are read and checked before anything changes, then read again to apply them. */
-    for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
-        double group_lr, initial;
-        st = read_group(opt, metadata, prefix, g, &group_lr, &initial, fn);
+    int n = opt->n_groups > 1 ? opt->n_groups : 0;
+    double *values = NULL, *lrs = n ? malloc(2 * (size_t)n * sizeof *lrs) : NULL, *initials = lrs + n;
+    if (n && !lrs) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory reading %d parameter groups", fn, n);
+    if (n && nbi_meta_has(metadata, prefix, "groups.0")) {
+        values = malloc(3 * (size_t)n * sizeof *values);
+        st = values ? nbi_meta_get_group_values(metadata, prefix, n, 3, values, fn)
+                    : nbi_fail(NB_ERR_NOMEM, "%s: out of memory reading %d parameter groups", fn, n);
     }
+    /* Everything is read and checked before anything changes. */
+    for (int g = 0; g < n && !st; g++) st = read_group(opt, metadata, prefix, values, g, &lrs[g], &initials[g], fn);
+    if (!st && n) st = nbi_meta_check_layout(metadata, prefix, opt, fn);
     /* The state tensors were loaded in place before this call: a bad step count is reported here, not at step. */
     for (int i = 0; i < opt->n_params && !st; i++) st = check_state(opt, &opt->params[i], NB_ERR_FORMAT, fn);
-    if (st) return st;
-    opt->steps = steps;
-    opt->groups[0].lr = lr;
-    for (int g = 0; g < opt->n_groups && opt->n_groups > 1; g++) {
-        double initial = NAN;
-        read_group(opt, metadata, prefix, g, &opt->groups[g].lr, &initial, fn);
-        if (!isnan(initial)) opt->groups[g].initial_lr = initial;
+    if (!st) {
+        opt->steps = steps;
+        opt->groups[0].lr = lr;
+        for (int g = 0; g < n; g++) {
+            opt->groups[g].lr = lrs[g];
+            if (!isnan(initials[g])) opt->groups[g].initial_lr = initials[g];
+        }
     }
-    return NB_OK;
+    free(values);
+    free(lrs);
+    return st;
 }
 
 void nb_optimizer_free(nb_optimizer *opt)

@@ -444,22 +444,24 @@ int64_t nb_scheduler_epoch(const nb_scheduler *s)
 /* A group's base lr for the checkpoint: a group added since the last step has none yet, and gets its lr. */
 static double base_of(const nbi_optim_group *grp) { return isnan(grp->initial_lr) ? grp->lr : grp->initial_lr; }
 
-nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata)
+static nb_status write_metadata(const nb_scheduler *s, const char *prefix, nb_metadata *metadata, const char *fn)
 {
-    const char *fn = "nb_scheduler_state";
-    if (!s || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !s ? "scheduler" : "metadata");
     const nb_optimizer *opt = s->opt;
     nb_status st = nbi_meta_set_str(metadata, prefix, "scheduler", type_names[s->kind], fn);
     if (!st) st = nbi_meta_set_int(metadata, prefix, "epoch", s->epoch, fn);
     if (!st) st = nbi_meta_set_double(metadata, prefix, "base_lr", base_of(&opt->groups[0]), fn);
     if (!st) st = nbi_meta_set_double(metadata, prefix, "lr", opt->groups[0].lr, fn);
     if (!st && opt->n_groups > 1) st = nbi_meta_set_int(metadata, prefix, "param_groups", opt->n_groups, fn);
-    for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
-        char field[48];
-        nbi_meta_group_field(field, sizeof field, g, "base_lr");
-        st = nbi_meta_set_double(metadata, prefix, field, base_of(&opt->groups[g]), fn);
-        nbi_meta_group_field(field, sizeof field, g, "lr");
-        if (!st) st = nbi_meta_set_double(metadata, prefix, field, opt->groups[g].lr, fn);
+    if (!st && opt->n_groups > 1) st = nbi_meta_set_layout(metadata, prefix, opt, fn);
+    if (!st && opt->n_groups > 1) {
+        double *values = malloc(2 * (size_t)opt->n_groups * sizeof *values);
+        if (!values) return nbi_fail(NB_ERR_NOMEM, "%s: out of memory writing %d parameter groups", fn, opt->n_groups);
+        for (int g = 0; g < opt->n_groups; g++) {
+            values[2 * g] = base_of(&opt->groups[g]);
+            values[2 * g + 1] = opt->groups[g].lr;
+        }
+        st = nbi_meta_set_group_values(metadata, prefix, opt->n_groups, 2, values, fn);
+        free(values);
     }
     if (!st && s->kind == PLATEAU) {
         st = nbi_meta_set_double(metadata, prefix, "best", s->best, fn);
@@ -470,18 +472,39 @@ nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metad
     return st;
 }
 
-/* Group g's base lr and lr from metadata with several groups, checked. */
-static nb_status read_group(const nb_metadata *metadata, const char *prefix, int g, double *base_lr, double *lr,
-                            const char *fn)
+nb_status nb_scheduler_state(const nb_scheduler *s, const char *prefix, nb_metadata *metadata)
 {
-    char field[48];
-    nbi_meta_group_field(field, sizeof field, g, "base_lr");
-    nb_status st = nbi_meta_get_double(metadata, prefix, field, base_lr, fn);
-    nbi_meta_group_field(field, sizeof field, g, "lr");
-    if (!st) st = nbi_meta_get_double(metadata, prefix, field, lr, fn);
-    if (!st && !(isfinite(*base_lr) && *base_lr >= 0 && isfinite(*lr) && *lr >= 0))
-        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds base_lr %g and lr %g for parameter group %d; expected "
-                      "finite lrs >= 0", fn, *base_lr, *lr, g);
+    const char *fn = "nb_scheduler_state";
+    if (!s || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !s ? "scheduler" : "metadata");
+    nb_metadata *draft = nbi_meta_draft(metadata, fn); /* all entries or none */
+    if (!draft) return nb_last_status();
+    return nbi_meta_commit(metadata, draft, write_metadata(s, prefix, draft, fn));
+}
+
+/* Every group's base lr and lr (values[2 g], values[2 g + 1]) from metadata with several groups: the packed
+ * "groups.<g>" entries, or the entries of one value each that nabla wrote first ("group<g>.base_lr", ".lr");
+ * checked. */
+static nb_status read_groups(const nb_metadata *metadata, const char *prefix, int n_groups, double *values,
+                             const char *fn)
+{
+    nb_status st = NB_OK;
+    if (nbi_meta_has(metadata, prefix, "groups.0")) {
+        st = nbi_meta_get_group_values(metadata, prefix, n_groups, 2, values, fn);
+    } else {
+        for (int g = 0; g < n_groups && !st; g++) {
+            char field[48];
+            nbi_meta_group_field(field, sizeof field, g, "base_lr");
+            st = nbi_meta_get_double(metadata, prefix, field, &values[2 * g], fn);
+            nbi_meta_group_field(field, sizeof field, g, "lr");
+            if (!st) st = nbi_meta_get_double(metadata, prefix, field, &values[2 * g + 1], fn);
+        }
+    }
+    for (int g = 0; g < n_groups && !st; g++) {
+        double base_lr = values[2 * g], lr = values[2 * g + 1];
+        if (!(isfinite(base_lr) && base_lr >= 0 && isfinite(lr) && lr >= 0))
+            st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds base_lr %g and lr %g for parameter group %d; expected "
+                          "finite lrs >= 0", fn, base_lr, lr, g);
+    }
     return st;
 }
 
@@ -500,6 +523,7 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
         st = nbi_fail(NB_ERR_FORMAT, "%s: the checkpoint's schedule drove %lld parameter group%s, the optimizer has "
                       "%d: its group structure differs", fn, (long long)n_groups, n_groups == 1 ? "" : "s",
                       opt->n_groups);
+    if (!st && n_groups > 1) st = nbi_meta_check_layout(metadata, prefix, opt, fn);
     if (!st && s->kind == PLATEAU) {
         st = nbi_meta_get_double(metadata, prefix, "best", &best, fn);
         if (!st) st = nbi_meta_get_int(metadata, prefix, "num_bad_epochs", &bad, fn);
@@ -518,17 +542,22 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
     char key[NB_NAME_MAX];
     snprintf(key, sizeof key, "%s%slr", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "");
     if (!st && nb_metadata_get(metadata, key)) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
-    for (int g = 0; g < opt->n_groups && opt->n_groups > 1 && !st; g++) {
-        double b, l;
-        st = read_group(metadata, prefix, g, &b, &l, fn);
+    double *groups = NULL;
+    if (!st && opt->n_groups > 1) {
+        groups = malloc(2 * (size_t)opt->n_groups * sizeof *groups);
+        st = groups ? read_groups(metadata, prefix, opt->n_groups, groups, fn)
+                    : nbi_fail(NB_ERR_NOMEM, "%s: out of memory reading %d parameter groups", fn, opt->n_groups);
     }
-    if (st) return st;
-    if (!isnan(lr) && !(isfinite(lr) && lr >= 0))
-        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g; expected a finite lr >= 0", fn, lr);
-    if (epoch < 0 || bad < 0 || cooldown < 0 || !isfinite(base_lr) || base_lr < 0)
-        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, base_lr %g, num_bad_epochs %lld, "
-                        "cooldown_counter %lld; none may be negative", fn, (long long)epoch, base_lr, (long long)bad,
-                        (long long)cooldown);
+    if (!st && !isnan(lr) && !(isfinite(lr) && lr >= 0))
+        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g; expected a finite lr >= 0", fn, lr);
+    if (!st && (epoch < 0 || bad < 0 || cooldown < 0 || !isfinite(base_lr) || base_lr < 0))
+        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, base_lr %g, num_bad_epochs %lld, "
+                      "cooldown_counter %lld; none may be negative", fn, (long long)epoch, base_lr, (long long)bad,
+                      (long long)cooldown);
+    if (st) {
+        free(groups);
+        return st;
+    }
     s->epoch = epoch;
     s->best = best;
     s->bad_epochs = bad;
@@ -542,8 +571,11 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
     first->initial_lr = base_lr;
     if (!isnan(lr)) first->lr = lr;
     else if (s->kind != PLATEAU && s->kind != ONECYCLE) first->lr = closed_form(s, base_lr, epoch);
-    for (int g = 0; g < opt->n_groups && opt->n_groups > 1; g++)
-        read_group(metadata, prefix, g, &opt->groups[g].initial_lr, &opt->groups[g].lr, fn);
+    for (int g = 0; g < opt->n_groups && groups; g++) {
+        opt->groups[g].initial_lr = groups[2 * g];
+        opt->groups[g].lr = groups[2 * g + 1];
+    }
+    free(groups);
     return NB_OK;
 }
 

@@ -161,7 +161,7 @@ START_TEST(metadata_set_get)
     ck_assert_ok(nb_metadata_set(&m, "empty", ""));
     ck_assert_str_eq(nb_metadata_get(&m, "empty"), "");
 
-    /* limits: 63-byte keys, 255-byte values, 32 entries */
+    /* limits: 63-byte keys, 255-byte values, NB_METADATA_MAX_ENTRIES (128) entries */
     char key[65], value[257];
     memset(key, 'k', 63);
     key[63] = '\0';
@@ -185,15 +185,16 @@ START_TEST(metadata_set_get)
     ck_assert_int_eq(nb_metadata_set(&m, "\xc0\xaf", "x"), NB_ERR_ARG);
     ck_assert_error(NB_ERR_ARG, "nb_metadata_set", "key", "UTF-8");
     ck_assert_int_eq(m.count, 4);
-    for (int i = m.count; i < 32; i++) {
+    ck_assert_int_eq(NB_METADATA_MAX_ENTRIES, 128);
+    for (int i = m.count; i < NB_METADATA_MAX_ENTRIES; i++) {
         char k[16];
         snprintf(k, sizeof k, "k%d", i);
         ck_assert_ok(nb_metadata_set(&m, k, "x"));
     }
-    ck_assert_int_eq(m.count, 32);
-    ck_assert_ok(nb_metadata_set(&m, "k31", "replaced")); /* replacing still works when full */
+    ck_assert_int_eq(m.count, NB_METADATA_MAX_ENTRIES);
+    ck_assert_ok(nb_metadata_set(&m, "k127", "replaced")); /* replacing still works when full */
     ck_assert_int_eq(nb_metadata_set(&m, "one-more", "x"), NB_ERR_ARG);
-    ck_assert_error(NB_ERR_ARG, "nb_metadata_set", "32 entries", "\"one-more\"");
+    ck_assert_error(NB_ERR_ARG, "nb_metadata_set", "128 entries", "\"one-more\"");
 
     ck_assert_int_eq(nb_metadata_set(NULL, "a", "b"), NB_ERR_NULL);
     ck_assert_error(NB_ERR_NULL, "nb_metadata_set", "metadata is NULL");
@@ -933,13 +934,13 @@ START_TEST(metadata_from_files)
     const char *path = in_tmp("meta.safetensors");
     /* more entries than nb_metadata holds: an error only when the caller asks for the metadata */
     char header[4096] = "{\"__metadata__\":{";
-    for (int i = 0; i < 33; i++)
+    for (int i = 0; i < NB_METADATA_MAX_ENTRIES + 1; i++)
         snprintf(header + strlen(header), sizeof header - strlen(header), "%s\"k%d\":\"v\"", i ? "," : "", i);
     strcat(header, "}}");
     write_st(path, header, NULL, 0);
     nb_metadata m = {0};
     ck_assert_ptr_null(nb_read_safetensors(path, &m));
-    ck_assert_error(NB_ERR_FORMAT, "the metadata has 33 entries; nb_metadata holds at most 32", "pass NULL");
+    ck_assert_error(NB_ERR_FORMAT, "the metadata has 129 entries; nb_metadata holds at most 128", "pass NULL");
     nb_param_list *none = nb_param_list_new();
     ck_assert_int_eq(nb_load_safetensors(path, none, NB_LOAD_STRICT, NULL, &m), NB_ERR_FORMAT);
     ck_assert_ok(nb_load_safetensors(path, none, NB_LOAD_STRICT, NULL, NULL));
@@ -985,9 +986,9 @@ START_TEST(argument_errors)
     ck_assert_error(NB_ERR_NULL, "nb_save_safetensors", "tensors is NULL");
     ck_assert_int_eq(nb_save_safetensors("", list, NULL), NB_ERR_ARG);
     ck_assert_error(NB_ERR_ARG, "nb_save_safetensors", "path is empty");
-    nb_metadata bad = {.count = 40};
+    nb_metadata bad = {.count = NB_METADATA_MAX_ENTRIES + 1};
     ck_assert_int_eq(nb_save_safetensors(path, list, &bad), NB_ERR_ARG);
-    ck_assert_error(NB_ERR_ARG, "nb_save_safetensors", "count 40");
+    ck_assert_error(NB_ERR_ARG, "nb_save_safetensors", "count 129", "outside 0..128");
     nb_metadata dup = {.count = 2, .entries = {{"k", "1"}, {"k", "2"}}};
     ck_assert_int_eq(nb_save_safetensors(path, list, &dup), NB_ERR_ARG);
     ck_assert_error(NB_ERR_ARG, "nb_save_safetensors", "metadata key 'k' appears twice");

@@ -913,7 +913,7 @@ START_TEST(checkpoint_arguments)
     FAILS_S(NB_OK, "nb_metadata_set", nb_metadata_set(&meta, "k", NULL));
     FAILS_S(NB_ERR_ARG, "nb_metadata_set", nb_metadata_set(&meta, "", "v"));
     FAILS_S(NB_ERR_ARG, "nb_metadata_set", nb_metadata_set(&meta, "k", "\xff\xfe"));
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < NB_METADATA_MAX_ENTRIES; i++) {
         char key[16];
         snprintf(key, sizeof key, "k%d", i);
         nb_metadata_set(&meta, key, "v");

@@ -1250,7 +1250,9 @@ START_TEST(groups_checkpoint_resumes_bit_exactly)
     ck_assert_ptr_nonnull(nb_param_list_find(saved, "optim.fc.bias.max_exp_avg_sq"));
     ck_assert_ptr_null(nb_param_list_find(saved, "optim.fc.weight.max_exp_avg_sq"));
     ck_assert_str_eq(nb_metadata_get(&meta, "optim.param_groups"), "2");
-    ck_assert_str_eq(nb_metadata_get(&meta, "optim.group1.lr"), "0.070000000000000007");
+    /* each group's size, lr and initial lr (none: no schedule drove it) */
+    ck_assert_str_eq(nb_metadata_get(&meta, "optim.groups.0"), "1 0.0050000000000000001 nan 1 0.070000000000000007 nan");
+    ck_assert_ptr_nonnull(nb_metadata_get(&meta, "optim.group_layout"));
     nb_param_list *checkpoint = nb_param_list_new();
     nb_no_grad_begin();
     for (int i = 0; i < saved->count; i++)
@@ -1280,9 +1282,19 @@ START_TEST(groups_checkpoint_resumes_bit_exactly)
     for (int i = 0; i < fresh->count; i++)
         ck_assert_ok(nb_copy_(fresh->items[i].tensor, nb_param_list_find(checkpoint, fresh->items[i].name)));
     nb_metadata other = meta;
-    ck_assert_ok(nb_metadata_set(&other, "optim.group1.params", "2"));
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 2 0.07 nan"));
     ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
     assert_error_has("parameter group 1 has 2 parameters in the checkpoint, 1 in the");
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 0.07"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
+    assert_error_has("\"optim.groups.0\" is \"1 0.005 nan 1 0.07\"; expected 6 numbers (3 for each of parameter "
+                     "groups 0 to 1)");
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 0.07 nan 1"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
+    assert_error_has("expected only 6 numbers");
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 -0.07 nan"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
+    assert_error_has("lr -0.07 for parameter group 1");
     nb_metadata single = {0};
     ck_assert_ok(nb_metadata_set(&single, "optim.optimizer", "Adam"));
     ck_assert_ok(nb_metadata_set(&single, "optim.steps", "3"));
@@ -1290,6 +1302,18 @@ START_TEST(groups_checkpoint_resumes_bit_exactly)
     ck_assert_int_eq(nb_optimizer_restore(orr, &single, "optim"), NB_ERR_FORMAT);
     assert_error_has("the checkpoint has 1 parameter group, the optimizer 2");
     ck_assert(nb_optimizer_get_group_lr(orr, 0) == 0.01 && nb_optimizer_steps(orr) == 0);
+    /* The first form with groups, one entry per value and no layout, still restores. */
+    nb_metadata first = {0};
+    ck_assert_ok(nb_metadata_set(&first, "optim.optimizer", "Adam"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.steps", "3"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.lr", "0.0050000000000000001"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.param_groups", "2"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.group0.params", "1"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.group0.lr", "0.0050000000000000001"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.group1.params", "1"));
+    ck_assert_ok(nb_metadata_set(&first, "optim.group1.lr", "0.5"));
+    ck_assert_ok(nb_optimizer_restore(orr, &first, "optim"));
+    ck_assert(nb_optimizer_get_group_lr(orr, 0) == 0.005 && nb_optimizer_get_group_lr(orr, 1) == 0.5);
     ck_assert_ok(nb_optimizer_restore(orr, &meta, "optim"));
     ck_assert(nb_optimizer_get_group_lr(orr, 0) == 0.005 && nb_optimizer_get_group_lr(orr, 1) == 0.07);
     train(orr, &r, 2);

@@ -842,6 +842,174 @@ START_TEST(early_stopping_errors)
 }
 END_TEST
 
+/* Per-layer learning rates: 24 groups of one parameter each, warmed up by LinearLR and decayed by cosine. The
+ * optimizer's and both schedules' entries fit one nb_metadata, and restoring them into a fresh optimizer made
+ * the same way gives every group's lr, initial lr and the epochs back. */
+#define MANY_GROUPS 24
+typedef struct many_groups {
+    nb_tensor *p[MANY_GROUPS];
+    nb_param_list *lists[MANY_GROUPS];
+    nb_optimizer *opt;
+} many_groups;
+
+/* order[g] is the parameter in group g (names "p0".."p23"); group g's lr is 0.01 (g + 1). */
+static many_groups many_groups_new(const int *order)
+{
+    many_groups m;
+    for (int i = 0; i < MANY_GROUPS; i++) {
+        m.p[i] = nb_zeros(NB_SHAPE(2), NB_F64);
+        nb_set_requires_grad(m.p[i], true);
+    }
+    for (int g = 0; g < MANY_GROUPS; g++) {
+        char name[16];
+        snprintf(name, sizeof name, "p%d", order[g]);
+        m.lists[g] = nb_param_list_new();
+        ck_assert_ok(nb_param_list_add(m.lists[g], name, m.p[order[g]], false));
+        nb_adam_options o = nb_adam_defaults();
+        o.lr = 0.01 * (g + 1);
+        if (g == 0) m.opt = nb_adam_new(m.lists[0], o);
+        else ck_assert_ok(nb_adam_add_param_group(m.opt, m.lists[g], o));
+    }
+    ck_assert_ptr_nonnull(m.opt);
+    return m;
+}
+
+static void many_groups_free(many_groups *m)
+{
+    nb_optimizer_free(m->opt);
+    for (int i = 0; i < MANY_GROUPS; i++) {
+        nb_param_list_free(m->lists[i]);
+        nb_free(m->p[i]);
+    }
+}
+
+START_TEST(many_groups_checkpoint)
+{
+    int order[MANY_GROUPS];
+    for (int g = 0; g < MANY_GROUPS; g++) order[g] = g;
+    many_groups a = many_groups_new(order);
+    nb_scheduler *warm = nb_linear_warmup_new(a.opt, 3, 0.1), *cosine = nb_cosine_annealing_lr_new(a.opt, 10, 0.0);
+    ck_assert_ptr_nonnull(warm);
+    ck_assert_ptr_nonnull(cosine);
+    for (int e = 0; e < 5; e++) {
+        ck_assert_ok(nb_scheduler_step(warm));
+        ck_assert_ok(nb_scheduler_step(cosine));
+    }
+    nb_metadata meta = {0};
+    ck_assert_ok(nb_metadata_set(&meta, "epoch", "5"));
+    nb_param_list *state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(a.opt, "optim", state, &meta));
+    ck_assert_ok(nb_scheduler_state(warm, "warmup", &meta));
+    ck_assert_ok(nb_scheduler_state(cosine, "cosine", &meta));
+    /* 5 entries and 3 groups an entry for the optimizer; 6 and 5 groups an entry for each schedule */
+    ck_assert_int_eq(meta.count, 1 + (5 + MANY_GROUPS / 3) + 2 * (6 + (MANY_GROUPS + 4) / 5));
+    ck_assert_ptr_nonnull(nb_metadata_get(&meta, "optim.groups.21"));
+    ck_assert_ptr_nonnull(nb_metadata_get(&meta, "cosine.groups.20"));
+
+    many_groups b = many_groups_new(order);
+    nb_scheduler *warm_b = nb_linear_warmup_new(b.opt, 3, 0.1), *cosine_b = nb_cosine_annealing_lr_new(b.opt, 10, 0.0);
+    nb_param_list *fresh = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(b.opt, "optim", fresh, NULL));
+    ck_assert_ok(nb_optimizer_restore(b.opt, &meta, "optim"));
+    ck_assert_ok(nb_scheduler_restore(warm_b, &meta, "warmup"));
+    ck_assert_ok(nb_scheduler_restore(cosine_b, &meta, "cosine"));
+    for (int g = 0; g < MANY_GROUPS; g++)
+        ck_assert_msg(nb_optimizer_get_group_lr(b.opt, g) == nb_optimizer_get_group_lr(a.opt, g), "group %d", g);
+    ck_assert_int_eq(nb_scheduler_epoch(cosine_b), 5);
+    ck_assert_ok(nb_scheduler_step(warm));
+    ck_assert_ok(nb_scheduler_step(cosine));
+    ck_assert_ok(nb_scheduler_step(warm_b));
+    ck_assert_ok(nb_scheduler_step(cosine_b));
+    for (int g = 0; g < MANY_GROUPS; g++)
+        ck_assert_msg(nb_optimizer_get_group_lr(b.opt, g) == nb_optimizer_get_group_lr(a.opt, g), "group %d", g);
+
+    /* The same group sizes holding other parameters (p0 and p23 swapped): refused, naming the layout, with every
+     * lr unchanged, by the optimizer and by both schedules. */
+    order[0] = MANY_GROUPS - 1;
+    order[MANY_GROUPS - 1] = 0;
+    many_groups c = many_groups_new(order);
+    nb_scheduler *cosine_c = nb_cosine_annealing_lr_new(c.opt, 10, 0.0);
+    ck_assert_int_eq(nb_optimizer_restore(c.opt, &meta, "optim"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_optimizer_restore", "parameter groups hold other parameters",
+                    "\"optim.group_layout\"");
+    ck_assert_int_eq(nb_scheduler_restore(cosine_c, &meta, "cosine"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_scheduler_restore", "parameter groups hold other parameters",
+                    "\"cosine.group_layout\"");
+    for (int g = 0; g < MANY_GROUPS; g++) ck_assert(nb_optimizer_get_group_lr(c.opt, g) == 0.01 * (g + 1));
+    ck_assert_int_eq(nb_optimizer_steps(c.opt), 0);
+    ck_assert_int_eq(nb_scheduler_epoch(cosine_c), 0);
+
+    /* All or nothing: with room for all but one entry, neither the metadata nor the list changes. */
+    nb_metadata full = {0};
+    int need = 5 + MANY_GROUPS / 3;
+    for (int i = 0; i < NB_METADATA_MAX_ENTRIES - need + 1; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        ck_assert_ok(nb_metadata_set(&full, key, "x"));
+    }
+    nb_param_list *list = nb_param_list_new();
+    ck_assert_int_eq(nb_optimizer_state(a.opt, "optim", list, &full), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_optimizer_state", "128 entries");
+    ck_assert_int_eq(full.count, NB_METADATA_MAX_ENTRIES - need + 1);
+    ck_assert_int_eq(list->count, 0);
+    while (full.count < NB_METADATA_MAX_ENTRIES - 10) { /* the cosine schedule needs 11 */
+        char key[16];
+        snprintf(key, sizeof key, "k%d", full.count);
+        ck_assert_ok(nb_metadata_set(&full, key, "x"));
+    }
+    ck_assert_int_eq(nb_scheduler_state(cosine, "cosine", &full), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_scheduler_state: nb_metadata_set", "128 entries");
+    ck_assert_int_eq(full.count, NB_METADATA_MAX_ENTRIES - 10);
+    /* A name already in the list: the list is cut back to what it held. */
+    ck_assert_ok(nb_param_list_add(list, "optim.p5.exp_avg", a.p[0], true));
+    ck_assert_int_eq(nb_optimizer_state(a.opt, "optim", list, NULL), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "duplicate name \"optim.p5.exp_avg\"");
+    ck_assert_int_eq(list->count, 1);
+
+    nb_param_list_free(list);
+    nb_scheduler_free(cosine_c);
+    many_groups_free(&c);
+    nb_param_list_free(fresh);
+    nb_scheduler_free(warm_b);
+    nb_scheduler_free(cosine_b);
+    many_groups_free(&b);
+    nb_param_list_free(state);
+    nb_scheduler_free(warm);
+    nb_scheduler_free(cosine);
+    many_groups_free(&a);
+}
+END_TEST
+
+/* The first form of a schedule's entries with groups (one entry per value, no layout) still restores. */
+START_TEST(first_group_form_restores)
+{
+    two_groups t = two_groups_new(false, false);
+    nb_scheduler *s = nb_step_lr_new(t.opt, 3, 0.5);
+    nb_metadata m = {0};
+    ck_assert_ok(nb_metadata_set(&m, "sched.scheduler", "StepLR"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.epoch", "4"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.base_lr", "0.1"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.lr", "0.05"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.param_groups", "2"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group0.base_lr", "0.1"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group0.lr", "0.05"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.base_lr", "0.02"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.lr", "-0.01"));
+    ck_assert_int_eq(nb_scheduler_restore(s, &m, "sched"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "base_lr 0.02 and lr -0.01 for parameter group 1");
+    ck_assert(nb_optimizer_get_group_lr(t.opt, 1) == 0.02 && nb_scheduler_epoch(s) == 0);
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.lr", "0.01"));
+    ck_assert_ok(nb_scheduler_restore(s, &m, "sched"));
+    ck_assert(nb_optimizer_get_group_lr(t.opt, 0) == 0.05 && nb_optimizer_get_group_lr(t.opt, 1) == 0.01);
+    ck_assert_int_eq(nb_scheduler_epoch(s), 4);
+    ck_assert_ok(nb_scheduler_step(s)); /* epochs 5, 6: the third halving comes at 6 */
+    ck_assert_ok(nb_scheduler_step(s));
+    ck_assert(nb_optimizer_get_group_lr(t.opt, 0) == 0.025 && nb_optimizer_get_group_lr(t.opt, 1) == 0.005);
+    nb_scheduler_free(s);
+    two_groups_free(&t);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("scheduler");
@@ -861,6 +1029,8 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, one_cycle_matches_pytorch, 0, (int)(sizeof cycle_expected / sizeof *cycle_expected));
     tcase_add_test(tc, one_cycle_state_restores);
     tcase_add_test(tc, one_cycle_errors);
+    tcase_add_test(tc, many_groups_checkpoint);
+    tcase_add_test(tc, first_group_form_restores);
     tcase_add_test(tc, early_stopping_stops_and_restores_best);
     tcase_add_test(tc, early_stopping_maximize_and_nan);
     tcase_add_test(tc, early_stopping_errors);
