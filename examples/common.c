@@ -412,9 +412,11 @@ static _Noreturn void checkpoint_unusable(const ex_checkpoint *ck, const char *w
 }
 
 int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *path, const nb_param_list *params,
-                           nb_optimizer *opt, nb_scheduler *sched, const nb_metadata *identity)
+                           nb_optimizer *opt, nb_scheduler *sched, nb_early_stopping *stopper,
+                           const nb_metadata *identity)
 {
-    *ck = (ex_checkpoint){.program = program, .path = path, .opt = opt, .sched = sched};
+    *ck = (ex_checkpoint){.program = program, .path = path, .params = params, .opt = opt, .sched = sched,
+                          .stopper = stopper};
     if (identity) ck->identity = *identity;
     if (!path) return 0;
     /* The optimizer's state tensors exist from here on (zeros until the first step, as they would be then). */
@@ -425,6 +427,8 @@ int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *p
             NB_OK)
             die(program);
     if (nb_optimizer_state(opt, "optim", ck->tensors, NULL) != NB_OK) die(program);
+    if (stopper && nb_early_stopping_state(stopper, params, "early_stopping", ck->tensors, NULL) != NB_OK)
+        die(program);
 
     /* Rank 0 reads the file (the other machines of a job need not see it); its metadata, then its tensors, go to
      * every rank. An empty metadata tells every rank that there is nothing to resume from. */
@@ -456,6 +460,7 @@ int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *p
     ex_dist_broadcast(program, ck->tensors);
     if (nb_optimizer_restore(opt, &meta, "optim") != NB_OK) die(program);
     if (sched && nb_scheduler_restore(sched, &meta, "sched") != NB_OK) die(program);
+    if (stopper && nb_early_stopping_resume(stopper, &meta, "early_stopping") != NB_OK) die(program);
     printf("%s: resumed from %s after epoch %lld (optimizer step %lld, lr %g)\n", program, path, epochs_done,
            (long long)nb_optimizer_steps(opt), nb_optimizer_get_lr(opt));
     return (int64_t)epochs_done;
@@ -472,6 +477,11 @@ void ex_checkpoint_save(ex_checkpoint *ck, int64_t epochs_done)
     nb_status st = scratch ? nb_optimizer_state(ck->opt, "optim", scratch, &meta) : NB_ERR_NOMEM;
     nb_param_list_free(scratch);
     if (st == NB_OK && ck->sched) st = nb_scheduler_state(ck->sched, "sched", &meta);
+    if (st == NB_OK && ck->stopper) { /* its copies, too, are in ck->tensors already */
+        nb_param_list *copies = nb_param_list_new();
+        st = copies ? nb_early_stopping_state(ck->stopper, ck->params, "early_stopping", copies, &meta) : NB_ERR_NOMEM;
+        nb_param_list_free(copies);
+    }
     if (st == NB_OK) st = nb_metadata_set(&meta, "epoch", text);
     if (st == NB_OK) st = nb_save_safetensors(ck->path, ck->tensors, &meta);
     if (st != NB_OK) die(ck->program);

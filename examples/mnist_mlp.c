@@ -9,7 +9,8 @@
  * each epoch with --batch images per step, and the gradients are averaged over the ranks, so N ranks take the
  * steps one process would take with a batch of N x --batch. Evaluation is split over the ranks too; rank 0
  * prints and writes the files. With --checkpoint, training resumes from the file when it exists, and the file is
- * rewritten after each epoch.
+ * rewritten after each epoch; it holds early stopping's counters and best weights too, so a resumed run stops
+ * where the uninterrupted one would (and one resumed after its stop trains no further).
  *
  * Regularization, all off by default: --dropout P after each hidden ReLU, --weight-decay L (the L2 penalty
  * (L/2) |w|^2 through the optimizer, as PyTorch's weight_decay), --l1 L (L |w|_1 added to the loss), and
@@ -145,10 +146,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "mnist_mlp: --dropout must be in [0, 1), --weight-decay and --l1 non-negative\n");
         return 2;
     }
-    if (patience > 0 && checkpoint) { /* the early-stopping state is not part of the checkpoint */
-        fprintf(stderr, "mnist_mlp: --patience and --checkpoint cannot be combined\n");
-        return 2;
-    }
     /* Only 0 means the optimizer's default: a negative rate is a mistake, not a request for the default. */
     if (lr < 0) {
         fprintf(stderr, "mnist_mlp: --lr must be positive (or 0 for the optimizer's default), got %g\n", lr);
@@ -230,7 +227,7 @@ int main(int argc, char **argv)
     nb_metadata identity = {0};
     if (nb_metadata_set(&identity, "arch", arch) != NB_OK) fail();
     ex_checkpoint ck;
-    int64_t done = ex_checkpoint_open(&ck, "mnist_mlp", checkpoint, params, opt, NULL, &identity);
+    int64_t done = ex_checkpoint_open(&ck, "mnist_mlp", checkpoint, params, opt, NULL, stopper, &identity);
 
     /* Every rank draws the same shuffles (same seed) and takes its own part of each. */
     nb_batch_iter *it = nb_dist_batch_iter_new(train_x, train_y, batch, true, false, (uint64_t)seed + 1);
@@ -242,11 +239,11 @@ int main(int argc, char **argv)
     if (nb_dist_is_main() && !progress) fail();
     double start = ex_now(), test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
     int64_t trained = done;
-    for (int64_t epoch = done; epoch < epochs; epoch++) {
+    /* A run resumed after its early stop trains no further. */
+    for (int64_t epoch = done; epoch < epochs && !(stopper && nb_early_stopping_stopped(stopper)); epoch++) {
         double loss = ex_train_epoch("mnist_mlp", model, opt, it, cross_entropy, progress, epoch);
         trained = epoch + 1;
         test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
-        ex_checkpoint_save(&ck, epoch + 1);
         char extra[96];
         bool stop = false;
         if (stopper) {
@@ -257,6 +254,7 @@ int main(int argc, char **argv)
         } else {
             snprintf(extra, sizeof extra, "test_acc=%.4f", test_acc);
         }
+        ex_checkpoint_save(&ck, epoch + 1); /* after the update: early stopping has seen this epoch */
         if (progress) nb_progress_end_epoch(progress, extra);
         if (world > 1)
             printf("epoch %lld/%lld  train loss %.4f  test accuracy %.4f  (%.1f s)\n", (long long)epoch + 1,
@@ -272,7 +270,7 @@ int main(int argc, char **argv)
         }
     }
     double seconds = ex_now() - start;
-    if (stopper && trained > done) {
+    if (stopper && nb_early_stopping_best_epoch(stopper) >= 0) {
         if (nb_early_stopping_restore(stopper, params) != NB_OK) fail();
         test_acc = ex_accuracy("mnist_mlp", model, test_x, test_y, NULL);
         printf("mnist_mlp: kept the weights of epoch %lld (validation accuracy %.4f), test accuracy %.4f\n",

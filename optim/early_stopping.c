@@ -13,6 +13,7 @@ struct nb_early_stopping {
     int64_t best_epoch; /* -1 before the first update */
     double best;
     int64_t bad_epochs;
+    bool stopped; /* an update returned true */
     int n_kept; /* copies of every entry (parameters and buffers) at the best epoch, by name */
     nb_named_tensor *kept;
 };
@@ -86,12 +87,13 @@ bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_par
     /* A diverged run (NaN metric) stops at once; it never counts as an improvement. */
     if (isnan(metric)) {
         es->epoch++;
-        return true;
+        return es->stopped = true;
     }
     bool improved = es->maximize ? metric > es->best + es->min_delta : metric < es->best - es->min_delta;
     if (!improved) {
         es->epoch++;
-        return ++es->bad_epochs >= es->patience;
+        if (++es->bad_epochs >= es->patience) es->stopped = true;
+        return es->bad_epochs >= es->patience;
     }
     /* The copy first: a failed call records nothing, so best and the kept weights always agree. */
     if (es->keep_best && snapshot(es, params, fn)) return false;
@@ -123,7 +125,7 @@ nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *
 {
     const char *fn = "nb_early_stopping_restore";
     if (!es || !params) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !es ? "early stopping" : "params");
-    if (!es->n_kept)
+    if (!es->n_kept || es->best_epoch < 0) /* copies made for a checkpoint before the first best are not a best */
         return nbi_fail(NB_ERR_STATE, "%s: no best weights were kept (%s)", fn,
                         es->keep_best ? "no metric has been recorded yet" : "keep_best is off");
     /* Matched by name, all checked before anything is written. */
@@ -143,6 +145,88 @@ nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *
     for (int i = 0; i < es->n_kept && !st; i++)
         st = nb_copy_(nb_param_list_find(params, es->kept[i].name), es->kept[i].tensor);
     return st;
+}
+
+bool nb_early_stopping_stopped(const nb_early_stopping *es)
+{
+    if (!es) {
+        nbi_error(NB_ERR_NULL, "nb_early_stopping_stopped: early stopping is NULL");
+        return false;
+    }
+    return es->stopped;
+}
+
+static nb_status write_metadata(const nb_early_stopping *es, const char *prefix, nb_metadata *m, const char *fn)
+{
+    nb_status st = nbi_meta_set_int(m, prefix, "epoch", es->epoch, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "best_epoch", es->best_epoch, fn);
+    if (!st) st = nbi_meta_set_double(m, prefix, "best", es->best, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "bad_epochs", es->bad_epochs, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "stopped", es->stopped, fn);
+    return st;
+}
+
+nb_status nb_early_stopping_state(nb_early_stopping *es, const nb_param_list *params, const char *prefix,
+                                  nb_param_list *out, nb_metadata *metadata)
+{
+    const char *fn = "nb_early_stopping_state";
+    if (!es || !out) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !es ? "early stopping" : "out");
+    if (!prefix) prefix = "";
+    if (es->keep_best && !*prefix)
+        return nbi_fail(NB_ERR_ARG, "%s: prefix is empty; the kept weights would take the parameters' own names", fn);
+    if (es->keep_best && !es->kept) {
+        if (!params) return nbi_fail(NB_ERR_NULL, "%s: params is NULL, but keep_best needs it to make the copies", fn);
+        nb_status st = snapshot(es, params, fn);
+        if (st) return st;
+    }
+    for (int i = 0; i < es->n_kept; i++)
+        if (strlen(prefix) + 1 + strlen(es->kept[i].name) >= NB_NAME_MAX)
+            return nbi_fail(NB_ERR_ARG, "%s: name \"%s.%s\" is longer than %d characters", fn, prefix,
+                            es->kept[i].name, NB_NAME_MAX - 1);
+    nb_metadata *draft = NULL;
+    if (metadata) {
+        if (!(draft = nbi_meta_draft(metadata, fn))) return nb_last_status();
+        nb_status st = write_metadata(es, prefix, draft, fn);
+        if (st) return nbi_meta_commit(metadata, draft, st);
+    }
+    int length = out->count;
+    nb_status st = NB_OK;
+    for (int i = 0; i < es->n_kept && !st; i++) {
+        char name[NB_NAME_MAX];
+        int len = snprintf(name, sizeof name, "%s.%s", prefix, es->kept[i].name);
+        st = len < NB_NAME_MAX ? nb_param_list_add(out, name, es->kept[i].tensor, true) : NB_ERR_ARG;
+    }
+    if (st) out->count = length;
+    return draft ? nbi_meta_commit(metadata, draft, st) : st;
+}
+
+nb_status nb_early_stopping_resume(nb_early_stopping *es, const nb_metadata *metadata, const char *prefix)
+{
+    const char *fn = "nb_early_stopping_resume";
+    if (!es || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !es ? "early stopping" : "metadata");
+    int64_t epoch, best_epoch, bad, stopped;
+    double best;
+    nb_status st = nbi_meta_get_int(metadata, prefix, "epoch", &epoch, fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "best_epoch", &best_epoch, fn);
+    if (!st) st = nbi_meta_get_double(metadata, prefix, "best", &best, fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "bad_epochs", &bad, fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "stopped", &stopped, fn);
+    if (st) return st;
+    /* a NaN metric is never a best */
+    if (epoch < 0 || best_epoch < -1 || best_epoch >= epoch || bad < 0 || bad > epoch || (stopped != 0 && stopped != 1) ||
+        isnan(best))
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, best_epoch %lld, best %g, bad_epochs %lld, "
+                        "stopped %lld, which do not fit together", fn, (long long)epoch, (long long)best_epoch, best,
+                        (long long)bad, (long long)stopped);
+    if (best_epoch >= 0 && es->keep_best && !es->n_kept)
+        return nbi_fail(NB_ERR_STATE, "%s: the checkpoint has best weights, but no copies were made to load them into "
+                        "(call nb_early_stopping_state before loading)", fn);
+    es->epoch = epoch;
+    es->best_epoch = best_epoch;
+    es->best = best_epoch >= 0 ? best : es->maximize ? -INFINITY : INFINITY;
+    es->bad_epochs = bad;
+    es->stopped = stopped;
+    return NB_OK;
 }
 
 void nb_early_stopping_free(nb_early_stopping *es)

@@ -752,6 +752,95 @@ START_TEST(early_stopping_stops_and_restores_best)
 }
 END_TEST
 
+/* The same run as early_stopping_stops_and_restores_best, interrupted after epoch 5 (two epochs without a better
+ * metric) and resumed from a checkpoint into a fresh object: it stops at epoch 7 with epoch 4's weights, as the
+ * uninterrupted run does. The copies a fresh object makes for loading are no best of their own. */
+START_TEST(early_stopping_resumes_from_checkpoint)
+{
+    static const double metrics[] = {1.0, 0.8, 0.795, 0.79, 0.7, 0.71, 0.695, 0.72, 0.5};
+    nb_tensor *w = nb_zeros(NB_SHAPE(2, 2), NB_F64);
+    nb_param_list *list = nb_param_list_new();
+    nb_param_list_add(list, "w", w, false);
+    nb_early_stopping *a = nb_early_stopping_new(3, 0.01, false, true);
+    for (int e = 0; e < 6; e++) {
+        nb_fill(w, e);
+        ck_assert(!nb_early_stopping_update(a, metrics[e], list));
+    }
+    nb_metadata meta = {0};
+    nb_param_list *saved = nb_param_list_new();
+    ck_assert_ok(nb_early_stopping_state(a, list, "early_stopping", saved, &meta));
+    ck_assert_int_eq(saved->count, 1);
+    ck_assert_str_eq(saved->items[0].name, "early_stopping.w");
+    ck_assert_values(saved->items[0].tensor, 0, 4, 4, 4, 4);
+    ck_assert_str_eq(nb_metadata_get(&meta, "early_stopping.best_epoch"), "4");
+    ck_assert_str_eq(nb_metadata_get(&meta, "early_stopping.bad_epochs"), "1");
+    ck_assert_int_eq(meta.count, 5);
+
+    /* the resumed run: its copies exist before the load, holding the current weights, and are no best */
+    nb_early_stopping *b = nb_early_stopping_new(3, 0.01, false, true);
+    nb_param_list *fresh = nb_param_list_new();
+    ck_assert_ok(nb_early_stopping_state(b, list, "early_stopping", fresh, NULL));
+    ck_assert_int_eq(nb_early_stopping_restore(b, list), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "no metric has been recorded yet");
+    ck_assert_ok(nb_copy_(fresh->items[0].tensor, saved->items[0].tensor)); /* what loading the file does */
+    /* inconsistent entries change nothing */
+    nb_metadata bad = meta;
+    ck_assert_ok(nb_metadata_set(&bad, "early_stopping.best_epoch", "6"));
+    ck_assert_int_eq(nb_early_stopping_resume(b, &bad, "early_stopping"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "nb_early_stopping_resume", "best_epoch 6", "do not fit together");
+    ck_assert_int_eq(nb_early_stopping_best_epoch(b), -1);
+    ck_assert_ok(nb_early_stopping_resume(b, &meta, "early_stopping"));
+    ck_assert_int_eq(nb_early_stopping_best_epoch(b), 4);
+    ck_assert(nb_early_stopping_best(b) == 0.7 && !nb_early_stopping_stopped(b));
+    int stopped_at = -1;
+    for (int e = 6; e < 9 && stopped_at < 0; e++) {
+        nb_fill(w, e);
+        if (nb_early_stopping_update(b, metrics[e], list)) stopped_at = e;
+    }
+    ck_assert_int_eq(stopped_at, 7);
+    ck_assert(nb_early_stopping_stopped(b));
+    ck_assert_ok(nb_early_stopping_restore(b, list));
+    ck_assert_values(w, 0, 4, 4, 4, 4);
+
+    /* errors, each leaving out and the metadata as they were */
+    nb_param_list *out = nb_param_list_new();
+    ck_assert_int_eq(nb_early_stopping_state(b, list, "", out, &meta), NB_ERR_ARG);
+    ck_assert_error(NB_ERR_ARG, "nb_early_stopping_state", "prefix is empty");
+    nb_early_stopping *c = nb_early_stopping_new(3, 0.01, false, true);
+    ck_assert_int_eq(nb_early_stopping_state(c, NULL, "es", out, NULL), NB_ERR_NULL);
+    ck_assert_error(NB_ERR_NULL, "nb_early_stopping_state", "params is NULL");
+    ck_assert_int_eq(nb_early_stopping_resume(c, &meta, "early_stopping"), NB_ERR_STATE);
+    ck_assert_error(NB_ERR_STATE, "call nb_early_stopping_state before loading");
+    nb_metadata full = {0};
+    for (int i = 0; i < NB_METADATA_MAX_ENTRIES - 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        ck_assert_ok(nb_metadata_set(&full, key, "x"));
+    }
+    ck_assert_int_eq(nb_early_stopping_state(b, list, "early_stopping", out, &full), NB_ERR_ARG);
+    ck_assert_int_eq(full.count, NB_METADATA_MAX_ENTRIES - 4);
+    ck_assert_int_eq(out->count, 0);
+    /* without keep_best, no copies and no params needed */
+    nb_early_stopping *d = nb_early_stopping_new(2, 0, true, false);
+    nb_metadata plain = {0};
+    ck_assert_ok(nb_early_stopping_state(d, NULL, "", out, &plain));
+    ck_assert_int_eq(out->count, 0);
+    ck_assert_str_eq(nb_metadata_get(&plain, "best"), "-inf");
+    ck_assert_ok(nb_early_stopping_resume(d, &meta, "early_stopping")); /* a best without copies to hold it */
+    ck_assert_int_eq(nb_early_stopping_best_epoch(d), 4);
+
+    nb_early_stopping_free(a);
+    nb_early_stopping_free(b);
+    nb_early_stopping_free(c);
+    nb_early_stopping_free(d);
+    nb_param_list_free(out);
+    nb_param_list_free(fresh);
+    nb_param_list_free(saved);
+    nb_param_list_free(list);
+    nb_free(w);
+}
+END_TEST
+
 START_TEST(early_stopping_maximize_and_nan)
 {
     /* maximizing accuracy, patience 2, min_delta 0: 0.6 at epoch 1 is the best; equal values do not improve */
@@ -1032,6 +1121,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, many_groups_checkpoint);
     tcase_add_test(tc, first_group_form_restores);
     tcase_add_test(tc, early_stopping_stops_and_restores_best);
+    tcase_add_test(tc, early_stopping_resumes_from_checkpoint);
     tcase_add_test(tc, early_stopping_maximize_and_nan);
     tcase_add_test(tc, early_stopping_errors);
     suite_add_tcase(s, tc);
