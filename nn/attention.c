@@ -126,8 +126,7 @@ static void attention_set_training(nb_module *m, bool training)
 static void attention_destroy(nb_module *m)
 {
     nb_self_attention *a = (nb_self_attention *)m;
-    nb_module_free(a->qkv);
-    nb_module_free(a->proj);
+    nbi_nn_free_children(m, 2, (nb_module *const[]){a->qkv, a->proj});
     free(a);
 }
 
@@ -202,8 +201,7 @@ static void block_set_training(nb_module *m, bool training)
 static void block_destroy(nb_module *m)
 {
     nb_transformer_block *b = (nb_transformer_block *)m;
-    nb_module *children[5] = {b->ln1, b->attn, b->ln2, b->fc, b->proj};
-    for (int i = 0; i < 5; i++) nb_module_free(children[i]);
+    nbi_nn_free_children(m, 5, (nb_module *const[]){b->ln1, b->attn, b->ln2, b->fc, b->proj});
     free(b);
 }
 
@@ -304,8 +302,7 @@ static void gpt_set_training(nb_module *m, bool training)
 static void gpt_destroy(nb_module *m)
 {
     nb_gpt *gpt = (nb_gpt *)m;
-    nb_module *children[5] = {gpt->tok_emb, gpt->pos_emb, gpt->blocks, gpt->ln_f, gpt->head};
-    for (int i = 0; i < 5; i++) nb_module_free(children[i]);
+    nbi_nn_free_children(m, 5, (nb_module *const[]){gpt->tok_emb, gpt->pos_emb, gpt->blocks, gpt->ln_f, gpt->head});
     free(gpt);
 }
 
@@ -489,30 +486,42 @@ done:
 /* ------------------------------------------------------------------------------------------------
  * LoRA on a GPT: the Linear layers an adapter may wrap, by name.
  * ---------------------------------------------------------------------------------------------- */
+static bool is_type(const nb_module *m, const char *name)
+{
+    return m && m->type && m->type->name && !strcmp(m->type->name, name);
+}
+
 typedef struct gpt_slot {
     char name[NB_NAME_MAX];
     nb_module **layer;
 } gpt_slot;
 
-/* Fills slots (room for 4 n_layer + 1) with every wrappable layer; returns the count. */
-static int gpt_slots(nb_gpt *gpt, gpt_slot *slots)
+/* The layers an adapter may wrap, in a new array (NULL with NB_ERR_NOMEM naming fn) of *n slots. The blocks are
+ * what gpt->blocks holds now (a program may have set or appended some): transformer blocks, others skipped. */
+static gpt_slot *gpt_slots(nb_gpt *gpt, int *n, const char *fn)
 {
-    int n = 0;
-    for (int i = 0; i < gpt->config.n_layer; i++) {
-        nb_transformer_block *b = gpt_block(gpt, i);
-        nb_self_attention *a = (nb_self_attention *)b->attn;
+    int blocks = nb_sequential_len(gpt->blocks);
+    gpt_slot *slots = malloc((size_t)(4 * (blocks > 0 ? blocks : 0) + 1) * sizeof *slots);
+    if (!slots) return nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
+    *n = 0;
+    for (int i = 0; i < blocks; i++) {
+        nb_module *block = nb_sequential_get(gpt->blocks, i);
+        if (!is_type(block, "TransformerBlock")) continue;
+        nb_transformer_block *b = (nb_transformer_block *)block;
+        nb_self_attention *a = is_type(b->attn, "SelfAttention") ? (nb_self_attention *)b->attn : NULL;
         const char *names[4] = {"attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"};
-        nb_module **layers[4] = {&a->qkv, &a->proj, &b->fc, &b->proj};
+        nb_module **layers[4] = {a ? &a->qkv : NULL, a ? &a->proj : NULL, &b->fc, &b->proj};
         for (int j = 0; j < 4; j++) {
-            snprintf(slots[n].name, NB_NAME_MAX, "blocks.%d.%s", i, names[j]);
-            slots[n++].layer = layers[j];
+            if (!layers[j]) continue;
+            snprintf(slots[*n].name, NB_NAME_MAX, "blocks.%d.%s", i, names[j]);
+            slots[(*n)++].layer = layers[j];
         }
     }
     if (gpt->head) {
-        snprintf(slots[n].name, NB_NAME_MAX, "head");
-        slots[n++].layer = &gpt->head;
+        snprintf(slots[*n].name, NB_NAME_MAX, "head");
+        slots[(*n)++].layer = &gpt->head;
     }
-    return n;
+    return slots;
 }
 
 /* PEFT's rule: name == target, or name ends with "." + target. */
@@ -531,10 +540,6 @@ static bool matches_target(const char *name, const char *targets)
     return false;
 }
 
-static bool is_type(const nb_module *m, const char *name)
-{
-    return m && m->type && m->type->name && !strcmp(m->type->name, name);
-}
 
 int nb_gpt_apply_lora(nb_module *m, const char *targets, int64_t rank, double alpha, nb_generator *g)
 {
@@ -549,16 +554,22 @@ int nb_gpt_apply_lora(nb_module *m, const char *targets, int64_t rank, double al
         nbi_error(NB_ERR_ARG, "%s: rank must be >= 1 and alpha finite, got %lld and %g", fn, (long long)rank, alpha);
         return -1;
     }
-    gpt_slot *slots = malloc((size_t)(4 * gpt->config.n_layer + 1) * sizeof *slots);
-    if (!slots) {
-        nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
-        return -1;
-    }
-    int n = gpt_slots(gpt, slots), matched = 0, wrapped = 0;
+    int n, matched = 0, wrapped = 0;
+    gpt_slot *slots = gpt_slots(gpt, &n, fn);
+    if (!slots) return -1;
     for (int i = 0; i < n; i++)
         if (matches_target(slots[i].name, targets) &&
             (is_type(*slots[i].layer, "Linear") || is_type(*slots[i].layer, "LoRALinear")))
             matched++;
+    for (int i = 0; i < n; i++) {
+        nb_module *layer = *slots[i].layer;
+        if (matches_target(slots[i].name, targets) && is_type(layer, "Linear") && ((nb_linear *)layer)->lora) {
+            nbi_error(NB_ERR_ARG, "%s: %s is already wrapped by a LoRA layer the program made and has not put in its "
+                      "place (free it first); nothing was changed", fn, slots[i].name);
+            free(slots);
+            return -1;
+        }
+    }
     if (!matched) {
         free(slots);
         nbi_error(NB_ERR_ARG, "%s: no Linear layer of the GPT matches the targets \"%s\" (names such as "
@@ -603,12 +614,9 @@ int nb_gpt_merge_lora(nb_module *m, bool merge)
     const char *fn = "nb_gpt_merge_lora";
     nb_gpt *gpt = as_gpt(m, fn);
     if (!gpt) return -1;
-    gpt_slot *slots = malloc((size_t)(4 * gpt->config.n_layer + 1) * sizeof *slots);
-    if (!slots) {
-        nbi_error(NB_ERR_NOMEM, "%s: out of memory", fn);
-        return -1;
-    }
-    int n = gpt_slots(gpt, slots), changed = 0;
+    int n, changed = 0;
+    gpt_slot *slots = gpt_slots(gpt, &n, fn);
+    if (!slots) return -1;
     for (int i = 0; i < n && changed >= 0; i++) {
         nb_module *layer = *slots[i].layer;
         if (!is_type(layer, "LoRALinear") || ((nb_lora_linear *)layer)->merged == merge) continue;

@@ -38,6 +38,8 @@ static nb_status linear_collect(nb_module *m, const char *prefix, nb_param_list 
 static void linear_destroy(nb_module *m)
 {
     nb_linear *l = (nb_linear *)m;
+    /* A wrapper not installed yet must not reach the freed Linear (its container went first). */
+    if (l->lora && l->base.owner != l->lora) nbi_lora_forget_linear(l->lora);
     nbi_nn_free_tensor(l->weight);
     nbi_nn_free_tensor(l->bias);
     free(l);

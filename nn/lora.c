@@ -6,9 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* NB_ERR_STATE naming fn when the wrapper has lost its Linear (freed with its container before the wrapper was
+ * installed), else NB_OK. */
+static nb_status check_linear(const nb_lora_linear *l, const char *fn)
+{
+    if (l->linear) return NB_OK;
+    return nbi_fail(NB_ERR_STATE, "%s: the LoRA layer's Linear was freed with the container that held it (the "
+                    "wrapper was never put in its slot)", fn);
+}
+
 static nb_tensor *lora_forward(nb_module *m, nb_tensor *x)
 {
     nb_lora_linear *l = (nb_lora_linear *)m;
+    if (check_linear(l, "nb_lora_linear")) return NULL;
     if (l->merged) return nb_forward(&l->linear->base, x);
     if (!nbi_resolve(x, "nb_lora_linear", "input")) return NULL;
     if (nbi_nn_begin() != NB_OK) return NULL;
@@ -22,15 +32,19 @@ static nb_tensor *lora_forward(nb_module *m, nb_tensor *x)
 static nb_status lora_collect(nb_module *m, const char *prefix, nb_param_list *out)
 {
     nb_lora_linear *l = (nb_lora_linear *)m;
-    nb_status st = nb_module_collect(&l->linear->base, prefix, out);
+    nb_status st = check_linear(l, "nb_module_collect");
+    if (!st) st = nb_module_collect(&l->linear->base, prefix, out);
     if (!st) st = nbi_nn_collect_one(out, prefix, "lora_A", l->lora_A, false);
     return st ? st : nbi_nn_collect_one(out, prefix, "lora_B", l->lora_B, false);
 }
 
 static void lora_set_training(nb_module *m, bool training)
 {
-    nb_module_train(&((nb_lora_linear *)m)->linear->base, training);
+    nb_lora_linear *l = (nb_lora_linear *)m;
+    if (l->linear) nb_module_train(&l->linear->base, training);
 }
+
+static nb_status fold(nb_lora_linear *l, double sign);
 
 static void lora_destroy(nb_module *m)
 {
@@ -38,9 +52,11 @@ static void lora_destroy(nb_module *m)
     if (l->linear && l->linear->base.owner == m) {
         nb_module_free(&l->linear->base);
     } else if (l->linear) {
-        /* Never installed in its Linear's container: the Linear stays there, trainable again as it was. */
+        /* Never installed in its Linear's container: the Linear stays there as it was, unmerged and trainable. */
+        if (l->merged) fold(l, -1.0);
         nb_set_requires_grad(l->linear->weight, l->weight_grad);
         if (l->linear->bias) nb_set_requires_grad(l->linear->bias, l->bias_grad);
+        l->linear->lora = NULL;
     }
     nbi_nn_free_tensor(l->lora_A);
     nbi_nn_free_tensor(l->lora_B);
@@ -76,6 +92,11 @@ nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_
         nbi_error(NB_ERR_ARG, "%s: can only wrap a Linear layer, got a %s", fn, type);
         return refuse(linear);
     }
+    if (((nb_linear *)linear)->lora) { /* it has an owner (that wrapper or its container): refuse keeps it */
+        nbi_error(NB_ERR_ARG, "%s: the Linear is already wrapped by a LoRA layer (%s)", fn,
+                  ((nb_linear *)linear)->lora == linear->owner ? "installed" : "not yet in the Linear's slot");
+        return refuse(linear);
+    }
     if (rank < 1 || !isfinite(alpha)) {
         nbi_error(NB_ERR_ARG, "%s: rank must be >= 1 and alpha finite, got rank %lld and alpha %g", fn,
                   (long long)rank, alpha);
@@ -107,10 +128,18 @@ nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_
     /* A Linear inside a container stays that container's until the wrapper takes its place there (the container
      * then hands the Linear over); taking it now would give it two owners whenever the wrapper goes anywhere else. */
     if (!linear->owner) linear->owner = &l->base;
+    l->linear->lora = &l->base;
     return &l->base;
 }
 
 bool nbi_nn_is_lora(const nb_module *m) { return m && m->type == &lora_type; }
+
+void nbi_lora_forget_linear(nb_module *lora)
+{
+    nb_lora_linear *l = (nb_lora_linear *)lora;
+    l->linear = NULL;
+    l->merged = false; /* the merge went with the Linear */
+}
 
 static nb_lora_linear *as_lora(nb_module *m, const char *fn)
 {
@@ -139,7 +168,7 @@ static nb_status fold(nb_lora_linear *l, double sign)
 nb_status nb_lora_merge(nb_module *m)
 {
     nb_lora_linear *l = as_lora(m, "nb_lora_merge");
-    if (!l) return nb_last_status();
+    if (!l || check_linear(l, "nb_lora_merge")) return nb_last_status();
     if (l->merged) return nbi_fail(NB_ERR_STATE, "nb_lora_merge: the adapter is already merged");
     nb_status st = fold(l, 1.0);
     if (!st) l->merged = true;
@@ -149,7 +178,7 @@ nb_status nb_lora_merge(nb_module *m)
 nb_status nb_lora_unmerge(nb_module *m)
 {
     nb_lora_linear *l = as_lora(m, "nb_lora_unmerge");
-    if (!l) return nb_last_status();
+    if (!l || check_linear(l, "nb_lora_unmerge")) return nb_last_status();
     if (!l->merged) return nbi_fail(NB_ERR_STATE, "nb_lora_unmerge: the adapter is not merged");
     nb_status st = fold(l, -1.0);
     if (!st) l->merged = false;

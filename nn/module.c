@@ -79,6 +79,18 @@ void nbi_nn_adopt_children(nb_module *m)
     for (int i = 0; (c = m->type->child(m, i)) != NULL; i++) c->owner = m;
 }
 
+void nbi_nn_free_children(nb_module *parent, int n, nb_module *const *children)
+{
+    for (int i = 0; i < n; i++) {
+        if (!nbi_nn_is_lora(children[i])) continue;
+        nb_linear *linear = ((nb_lora_linear *)children[i])->linear;
+        bool in_slot = false;
+        for (int k = 0; k < n && linear; k++) in_slot |= children[k] == &linear->base;
+        if (linear && linear->base.owner == parent && !in_slot) linear->base.owner = children[i];
+    }
+    for (int i = 0; i < n; i++) nb_module_free(children[i]);
+}
+
 static const char *type_name(const nb_module *m)
 {
     return m->type && m->type->name ? m->type->name : "module";

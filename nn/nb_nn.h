@@ -118,6 +118,7 @@ typedef struct nb_linear {
     nb_module base;
     int64_t in_features, out_features;
     nb_tensor *weight, *bias; /* bias NULL when created without one */
+    nb_module *lora;          /* the LoRA wrapper around it (nb_lora_linear_new), NULL when none */
 } nb_linear;
 NB_API nb_module *nb_linear_new(int64_t in_features, int64_t out_features, bool bias, nb_generator *g);
 
@@ -490,11 +491,14 @@ typedef struct nb_lora_linear {
 } nb_lora_linear;
 /* Takes ownership of linear (an nb_linear). On failure a linear of the program's own is freed, and one inside a
  * container (child i of a Sequential, a transformer block's layer) stays with it unchanged. Such a Linear remains
- * the container's until the wrapper takes its place there (nb_sequential_set(seq, i, wrapper) for child i), which
- * hands it over; anywhere else (another slot, append, another container, a second wrapper around a wrapped Linear)
- * the wrapper is refused with NB_ERR_ARG and freed alone, the Linear back in its container as it was (trainable
- * again). nb_module_free of a wrapper never installed likewise frees only the wrapper. Errors: NB_ERR_ARG for a
- * module that is not a Linear, rank < 1 or a non-finite alpha. */
+ * the container's until the wrapper takes its place there (nb_sequential_set(seq, i, wrapper) for child i, or the
+ * field of a block or attention module that held it: `a->qkv = wrapper`), which hands it over; anywhere else
+ * (another slot, append, another container) the wrapper is refused with NB_ERR_ARG and freed alone, the Linear
+ * back in its container as it was (trainable again, and unmerged if the wrapper was merged). nb_module_free of a
+ * wrapper never installed likewise frees only the wrapper; if its Linear's container is freed first, the wrapper
+ * is left without a Linear, and its forward, merge and parameters are NB_ERR_STATE until it is freed. Errors:
+ * NB_ERR_ARG for a module that is not a Linear, a Linear that a LoRA wrapper already wraps, rank < 1 or a
+ * non-finite alpha. */
 NB_API nb_module *nb_lora_linear_new(nb_module *linear, int64_t rank, double alpha, nb_generator *g);
 /* Folds the adapter into the base weight, W += (alpha / r) B A, or takes it back out, W -= (alpha / r) B A (equal
  * to the original within f32 rounding). NB_ERR_STATE when already merged / not merged; NB_ERR_ARG when m is not
@@ -516,8 +520,10 @@ NB_API nb_status nb_lora_load(const char *path, nb_module *model, nb_load_report
  * "blocks.<i>.attn.proj", "blocks.<i>.mlp.fc", "blocks.<i>.mlp.proj", "head" (so "qkv" picks every block's qkv,
  * "attn.proj" only the attention projections, "proj" both projections). Every other parameter of the model is
  * frozen, as PEFT does: only the adapters (these and any added before) train. Returns the number of layers wrapped, or -1 on error (NB_ERR_ARG
- * when nothing matches, naming the targets; layers already wrapped are skipped, so applying the same targets again
- * returns 0). */
+ * when nothing matches, naming the targets, or, with nothing changed, when a matching Linear has a wrapper the
+ * program made and has not put in its place; layers already wrapped are skipped, so applying the same targets
+ * again returns 0). The blocks are those gpt->blocks holds when called (children that are not transformer blocks
+ * are skipped). */
 NB_API int nb_gpt_apply_lora(nb_module *gpt, const char *targets, int64_t rank, double alpha, nb_generator *g);
 /* Merges (merge true) or unmerges every LoRA layer of the GPT that is not already in that state; returns how
  * many changed, or -1 on error. */

@@ -37,6 +37,12 @@ void nbi_nn_adopt_children(nb_module *m);
 /* True for an nb_lora_linear, whose destroy leaves a Linear that another container still owns (a wrapper not yet
  * installed in that container's slot). */
 bool nbi_nn_is_lora(const nb_module *m);
+/* Called by a Linear being freed while a LoRA wrapper that does not own it still points to it. */
+void nbi_lora_forget_linear(nb_module *lora);
+/* Frees a container's n child slots. A LoRA wrapper put by hand into a slot that held the Linear it wraps
+ * (`a->qkv = nb_lora_linear_new(a->qkv, ...)`) took that Linear's place: it is handed the Linear first, as
+ * nb_sequential_set hands it over, unless the Linear is still in another slot. */
+void nbi_nn_free_children(nb_module *parent, int n, nb_module *const *children);
 
 /* Batch normalization modules (nn/norm.c), shared by BatchNorm1d and BatchNorm2d, which differ only in their type
  * (name and forward): validates the arguments and creates the parameters and running statistics. */

@@ -978,6 +978,56 @@ START_TEST(base_checkpoint_loads_into_wrapped_model)
 }
 END_TEST
 
+/* Wrapping a block's or an attention module's Linear by assigning the field (the header allows it) frees
+ * everything with the block; a GPT whose blocks a program replaced or appended gets adapters on the transformer
+ * blocks it holds now (a non-block child used to be read as one: a heap overflow). */
+START_TEST(lora_in_fields_and_changed_blocks)
+{
+    int64_t before = live_tensors();
+    nb_module *block = nb_transformer_block_new(4, 2, true, 0.0, NULL);
+    nb_transformer_block *b = (nb_transformer_block *)block;
+    nb_self_attention *a = (nb_self_attention *)b->attn;
+    a->qkv = nb_lora_linear_new(a->qkv, 2, 1.0, NULL);
+    b->fc = nb_lora_linear_new(b->fc, 2, 1.0, NULL);
+    ck_assert(a->qkv && b->fc);
+    nb_scope_begin();
+    ck_assert_shape(nb_forward(block, nb_zeros(NB_SHAPE(1, 3, 4), NB_F32)), 1, 3, 4);
+    nb_scope_end();
+    nb_param_list *p = nb_module_parameters(block);
+    ck_assert_ptr_nonnull(nb_param_list_find(p, "attn.qkv.lora_A"));
+    ck_assert_ptr_nonnull(nb_param_list_find(p, "mlp.fc.weight"));
+    nb_param_list_free(p);
+    nb_module_free(block);
+    ck_assert_int_eq(live_tensors(), before);
+
+    nb_gpt_config c = tiny_config(5, false);
+    c.n_layer = 3;
+    nb_module *gpt = nb_gpt_new(&c, NULL);
+    nb_gpt *g = (nb_gpt *)gpt;
+    /* a wrapper the program made around block 0's fc and kept aside: refused before anything changes */
+    nb_module *fc = ((nb_transformer_block *)nb_sequential_get(g->blocks, 0))->fc;
+    nb_module *aside = nb_lora_linear_new(fc, 2, 1.0, NULL);
+    ck_assert_int_eq(nb_gpt_apply_lora(gpt, "fc", 2, 4.0, NULL), -1);
+    ck_assert_error(NB_ERR_ARG, "nb_gpt_apply_lora", "blocks.0.mlp.fc is already wrapped", "nothing was changed");
+    ck_assert(nb_requires_grad(((nb_linear *)((nb_transformer_block *)nb_sequential_get(g->blocks, 1))->fc)->weight));
+    nb_module_free(aside);
+    ck_assert(nb_requires_grad(((nb_linear *)fc)->weight));
+    ck_assert_ok(nb_sequential_set(g->blocks, 1, nb_gelu_layer_new(false)));
+    ck_assert_ok(nb_sequential_append(g->blocks, nb_transformer_block_new(4, 2, true, 0.0, NULL)));
+    /* blocks 0, 2 and 3 are transformer blocks: their qkv, and the head */
+    ck_assert_int_eq(nb_gpt_apply_lora(gpt, "qkv", 2, 4.0, NULL), 3);
+    ck_assert_int_eq(nb_gpt_apply_lora(gpt, "head", 2, 4.0, NULL), 1);
+    p = nb_module_parameters(gpt);
+    ck_assert_ptr_nonnull(nb_param_list_find(p, "blocks.3.attn.qkv.lora_B"));
+    ck_assert_ptr_null(nb_param_list_find(p, "blocks.1.attn.qkv.lora_B"));
+    nb_param_list_free(p);
+    ck_assert_int_eq(nb_gpt_merge_lora(gpt, true), 4);
+    ck_assert_int_eq(nb_gpt_merge_lora(gpt, false), 4);
+    nb_module_free(gpt);
+    ck_assert_int_eq(live_tensors(), before);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("attention");
@@ -1007,6 +1057,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, gpt_lora_targets_and_freezing);
     tcase_add_test(tc, gpt_lora_save_load_merge);
     tcase_add_test(tc, base_checkpoint_loads_into_wrapped_model);
+    tcase_add_test(tc, lora_in_fields_and_changed_blocks);
     suite_add_tcase(s, tc);
     return s;
 }

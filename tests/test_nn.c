@@ -842,8 +842,8 @@ START_TEST(lora_wrapper_goes_only_into_its_linears_slot)
     ck_assert_ok(nb_sequential_set(seq, 0, nb_lora_linear_new(first, 1, 1.0, NULL)));
     nb_module *wrap = nb_sequential_get(seq, 0);
     ck_assert(wrap->owner == seq && first->owner == wrap);
-    ck_assert_int_eq(nb_sequential_set(seq, 1, nb_lora_linear_new(first, 1, 1.0, NULL)), NB_ERR_ARG);
-    ck_assert_error(NB_ERR_ARG, "nb_sequential_set", "holds a Linear that already belongs to a LoRALinear");
+    ck_assert_ptr_null(nb_lora_linear_new(first, 1, 1.0, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_lora_linear_new", "already wrapped by a LoRA layer (installed)");
     ck_assert(first->owner == wrap && second->owner == seq);
     ck_assert_ptr_eq(nb_sequential_get(seq, 1), second);
     ck_assert(!nb_requires_grad(((nb_linear *)first)->weight)); /* frozen by the adapter that owns it */
@@ -853,6 +853,60 @@ START_TEST(lora_wrapper_goes_only_into_its_linears_slot)
     ck_assert_values_of(nb_forward(seq, T_F32(NB_SHAPE(1, 2), 1, 2)), 1e-6, 2.0, 2.0);
     nb_scope_end();
     nb_module_free(seq);
+    ck_assert_int_eq(live_tensors(), before);
+}
+END_TEST
+
+/* A wrapper not yet installed, left pending: a second wrapper is refused, freeing it puts the Linear back unmerged
+ * and trainable even after a merge, and if the container goes first the wrapper reports the lost Linear instead
+ * of reading freed memory (ASan). */
+START_TEST(lora_pending_wrapper)
+{
+    int64_t before = live_tensors();
+    nb_module *seq = nb_sequential_new(1, (nb_module *[]){nb_linear_new(2, 2, true, NULL)});
+    nb_module *lin = nb_sequential_get(seq, 0);
+    nb_no_grad_begin();
+    nb_fill(((nb_linear *)lin)->weight, 1);
+    nb_fill(((nb_linear *)lin)->bias, 0);
+    nb_no_grad_end();
+    nb_module *w = nb_lora_linear_new(lin, 1, 1.0, NULL);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_null(nb_lora_linear_new(lin, 1, 1.0, NULL));
+    ck_assert_error(NB_ERR_ARG, "nb_lora_linear_new", "already wrapped", "not yet in the Linear's slot");
+    ck_assert(lin->owner == seq);
+    /* merged, then freed without being installed: the Sequential computes what it did before */
+    nb_lora_linear *l = (nb_lora_linear *)w;
+    nb_no_grad_begin();
+    nb_fill(l->lora_A, 1);
+    nb_fill(l->lora_B, 1);
+    nb_no_grad_end();
+    ck_assert_ok(nb_lora_merge(w));
+    nb_scope_begin();
+    ck_assert_values_of(nb_forward(seq, T_F32(NB_SHAPE(1, 2), 1, 2)), 1e-6, 6.0, 6.0); /* (W + B A) x */
+    nb_scope_end();
+    nb_module_free(w);
+    nb_scope_begin();
+    ck_assert_values_of(nb_forward(seq, T_F32(NB_SHAPE(1, 2), 1, 2)), 1e-6, 3.0, 3.0);
+    nb_scope_end();
+    ck_assert(nb_requires_grad(((nb_linear *)lin)->weight) && ((nb_linear *)lin)->lora == NULL);
+    /* wrapping again works; the container freed first leaves the wrapper without a Linear */
+    w = nb_lora_linear_new(lin, 1, 1.0, NULL);
+    ck_assert_ptr_nonnull(w);
+    nb_module_free(seq);
+    nb_scope_begin();
+    ck_assert_ptr_null(nb_forward(w, T_F32(NB_SHAPE(1, 2), 1, 2)));
+    ck_assert_error(NB_ERR_STATE, "nb_lora_linear", "Linear was freed with the container");
+    nb_scope_end();
+    ck_assert_int_eq(nb_lora_merge(w), NB_ERR_STATE);
+    ck_assert_ptr_null(nb_module_parameters(w));
+    ck_assert_error(NB_ERR_STATE, "nb_module_collect", "Linear was freed");
+    nb_module_free(w);
+    /* two wrappers of one free-standing Linear: the second is refused and the Linear stays the first's */
+    nb_module *free_lin = nb_linear_new(2, 2, true, NULL);
+    nb_module *w1 = nb_lora_linear_new(free_lin, 1, 1.0, NULL);
+    ck_assert_ptr_null(nb_lora_linear_new(free_lin, 1, 1.0, NULL));
+    ck_assert_error(NB_ERR_ARG, "already wrapped by a LoRA layer (installed)");
+    nb_module_free(w1);
     ck_assert_int_eq(live_tensors(), before);
 }
 END_TEST
@@ -1084,6 +1138,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, sequential_single_owner);
     tcase_add_test(tc, failed_wrap_and_second_owner_leave_models_intact);
     tcase_add_test(tc, lora_wrapper_goes_only_into_its_linears_slot);
+    tcase_add_test(tc, lora_pending_wrapper);
     tcase_add_test(tc, constructor_sizes_that_overflow);
     tcase_add_test(tc, module_train_propagates);
     tcase_add_test(tc, param_list_basics);
