@@ -119,9 +119,10 @@ NB_API int64_t nb_optimizer_steps(const nb_optimizer *opt);
 NB_API nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_list *out, nb_metadata *metadata);
 /* Restores the step count and every group's lr (and initial lr) from metadata written by nb_optimizer_state (the
  * state tensors themselves are loaded in place through the list nb_optimizer_state filled). NB_ERR_FORMAT, naming
- * the key, for a missing or malformed entry, another optimizer type, or another group structure (number of groups,
- * of parameters in one, or groups of the same sizes holding other parameters, by name; a checkpoint without group
- * entries has one group); nothing is changed then. The "group<g>.params", ".lr", ".initial_lr" entries of the
+ * the key, for a missing or malformed entry (an lr that is not finite: a negative one is accepted, as OneCycleLR's
+ * linear anneal ends below zero after its last step, as PyTorch's does), another optimizer type, or another group
+ * structure (number of groups, of parameters in one, or groups of the same sizes holding other parameters, by
+ * name; a checkpoint without group entries has one group); nothing is changed then. The "group<g>.params", ".lr", ".initial_lr" entries of the
  * first version with groups are read too. Options are not saved: momentum or beta1 cycled by OneCycleLR come back
  * with nb_scheduler_restore. */
 NB_API nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, const char *prefix);

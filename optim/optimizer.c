@@ -473,9 +473,9 @@ static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata
     if (size != opt->groups[g].n_params)
         return nbi_fail(NB_ERR_FORMAT, "%s: parameter group %d has %g parameters in the checkpoint, %d in the "
                         "optimizer: its group structure differs", fn, g, size, opt->groups[g].n_params);
-    if (!(isfinite(*lr) && *lr >= 0))
-        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g for parameter group %d; expected a finite lr >= 0",
-                        fn, *lr, g);
+    if (!isfinite(*lr)) /* negative is possible: OneCycleLR's linear anneal ends below zero, as PyTorch's */
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g for parameter group %d; expected a finite lr", fn,
+                        *lr, g);
     if (!isnan(*initial) && !(isfinite(*initial) && *initial >= 0))
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds initial_lr %g for parameter group %d; expected a finite "
                         "lr >= 0", fn, *initial, g);
@@ -493,9 +493,9 @@ nb_status nb_optimizer_restore(nb_optimizer *opt, const nb_metadata *metadata, c
     if (!st) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
     if (!st) st = nbi_meta_get_groups(metadata, prefix, &n_groups, fn);
     if (st) return st;
-    if (steps < 0 || !isfinite(lr) || lr < 0)
-        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds steps %lld and lr %g; expected steps >= 0 and lr >= 0", fn,
-                        (long long)steps, lr);
+    if (steps < 0 || !isfinite(lr))
+        return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds steps %lld and lr %g; expected steps >= 0 and a finite lr",
+                        fn, (long long)steps, lr);
     if (n_groups != opt->n_groups)
         return nbi_fail(NB_ERR_FORMAT, "%s: the checkpoint has %lld parameter group%s, the optimizer %d: its group "
                         "structure differs", fn, (long long)n_groups, n_groups == 1 ? "" : "s", opt->n_groups);

@@ -501,9 +501,9 @@ static nb_status read_groups(const nb_metadata *metadata, const char *prefix, in
     }
     for (int g = 0; g < n_groups && !st; g++) {
         double base_lr = values[2 * g], lr = values[2 * g + 1];
-        if (!(isfinite(base_lr) && base_lr >= 0 && isfinite(lr) && lr >= 0))
+        if (!(isfinite(base_lr) && base_lr >= 0 && isfinite(lr)))
             st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds base_lr %g and lr %g for parameter group %d; expected "
-                          "finite lrs >= 0", fn, base_lr, lr, g);
+                          "a finite base_lr >= 0 and a finite lr", fn, base_lr, lr, g);
     }
     return st;
 }
@@ -548,8 +548,8 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
         st = groups ? read_groups(metadata, prefix, opt->n_groups, groups, fn)
                     : nbi_fail(NB_ERR_NOMEM, "%s: out of memory reading %d parameter groups", fn, opt->n_groups);
     }
-    if (!st && !isnan(lr) && !(isfinite(lr) && lr >= 0))
-        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g; expected a finite lr >= 0", fn, lr);
+    if (!st && !isnan(lr) && !isfinite(lr)) /* negative: see nb_optimizer_restore */
+        st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds lr %g; expected a finite lr", fn, lr);
     if (!st && (epoch < 0 || bad < 0 || cooldown < 0 || !isfinite(base_lr) || base_lr < 0))
         st = nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, base_lr %g, num_bad_epochs %lld, "
                       "cooldown_counter %lld; none may be negative", fn, (long long)epoch, base_lr, (long long)bad,

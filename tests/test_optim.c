@@ -774,9 +774,9 @@ START_TEST(state_and_restore_errors)
     ck_assert_int_eq(nb_optimizer_restore(adam, &bad, "optim"), NB_ERR_FORMAT);
     ck_assert_error(NB_ERR_FORMAT, "\"optim.lr\" is \"fast\"", "not a number");
     bad = meta;
-    ck_assert_ok(nb_metadata_set(&bad, "optim.lr", "-1"));
+    ck_assert_ok(nb_metadata_set(&bad, "optim.lr", "-inf"));
     ck_assert_int_eq(nb_optimizer_restore(adam, &bad, "optim"), NB_ERR_FORMAT);
-    ck_assert_error(NB_ERR_FORMAT, "nb_optimizer_restore", "lr -1");
+    ck_assert_error(NB_ERR_FORMAT, "nb_optimizer_restore", "lr -inf", "a finite lr");
     ck_assert(nb_optimizer_get_lr(adam) == 1e-3); /* nothing applied */
     ck_assert_int_eq(nb_optimizer_restore(adam, NULL, "optim"), NB_ERR_NULL);
     ck_assert_error(NB_ERR_NULL, "nb_optimizer_restore", "metadata");
@@ -1292,9 +1292,12 @@ START_TEST(groups_checkpoint_resumes_bit_exactly)
     ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 0.07 nan 1"));
     ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
     assert_error_has("expected only 6 numbers");
-    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 -0.07 nan"));
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 nan 1 inf nan"));
     ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
-    assert_error_has("lr -0.07 for parameter group 1");
+    assert_error_has("lr inf for parameter group 1");
+    ck_assert_ok(nb_metadata_set(&other, "optim.groups.0", "1 0.005 -0.5 1 0.07 nan"));
+    ck_assert_int_eq(nb_optimizer_restore(orr, &other, "optim"), NB_ERR_FORMAT);
+    assert_error_has("initial_lr -0.5 for parameter group 0");
     nb_metadata single = {0};
     ck_assert_ok(nb_metadata_set(&single, "optim.optimizer", "Adam"));
     ck_assert_ok(nb_metadata_set(&single, "optim.steps", "3"));

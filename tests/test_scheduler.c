@@ -636,6 +636,28 @@ START_TEST(one_cycle_state_restores)
         ck_assert_ok(nb_scheduler_step(sb));
         check_cycle(b.opt, 2, e);
     }
+    /* A linear anneal ends below zero after its last allowed step (case 1, as PyTorch's): a checkpoint taken
+     * there still restores. */
+    two_groups c = two_groups_new(false, false), d = two_groups_new(false, false);
+    nb_scheduler *sc = one_cycle(c.opt, 1), *sd = one_cycle(d.opt, 1);
+    for (int e = 0; e < 10; e++) ck_assert_ok(nb_scheduler_step(sc));
+    ck_assert(nb_optimizer_get_group_lr(c.opt, 0) < 0);
+    nb_metadata end = {0};
+    nb_param_list *end_state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(c.opt, "optim", end_state, &end));
+    ck_assert_ok(nb_scheduler_state(sc, "sched", &end));
+    nb_param_list *d_state = nb_param_list_new();
+    ck_assert_ok(nb_optimizer_state(d.opt, "optim", d_state, NULL));
+    ck_assert_ok(nb_optimizer_restore(d.opt, &end, "optim"));
+    ck_assert_ok(nb_scheduler_restore(sd, &end, "sched"));
+    check_cycle(d.opt, 1, 10);
+    nb_param_list_free(end_state);
+    nb_param_list_free(d_state);
+    nb_scheduler_free(sc);
+    nb_scheduler_free(sd);
+    two_groups_free(&c);
+    two_groups_free(&d);
+
     /* Another total_steps, or one group, is refused. */
     nb_scheduler *other = nb_one_cycle_lr_new(b.opt, 1, (const double[]){1.0}, 20, nb_one_cycle_defaults());
     ck_assert_int_eq(nb_scheduler_restore(other, &meta, "sched"), NB_ERR_FORMAT);
@@ -1083,9 +1105,11 @@ START_TEST(first_group_form_restores)
     ck_assert_ok(nb_metadata_set(&m, "sched.group0.base_lr", "0.1"));
     ck_assert_ok(nb_metadata_set(&m, "sched.group0.lr", "0.05"));
     ck_assert_ok(nb_metadata_set(&m, "sched.group1.base_lr", "0.02"));
-    ck_assert_ok(nb_metadata_set(&m, "sched.group1.lr", "-0.01"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.base_lr", "-0.02"));
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.lr", "0.01"));
     ck_assert_int_eq(nb_scheduler_restore(s, &m, "sched"), NB_ERR_FORMAT);
-    ck_assert_error(NB_ERR_FORMAT, "base_lr 0.02 and lr -0.01 for parameter group 1");
+    ck_assert_error(NB_ERR_FORMAT, "base_lr -0.02 and lr 0.01 for parameter group 1");
+    ck_assert_ok(nb_metadata_set(&m, "sched.group1.base_lr", "0.02"));
     ck_assert(nb_optimizer_get_group_lr(t.opt, 1) == 0.02 && nb_scheduler_epoch(s) == 0);
     ck_assert_ok(nb_metadata_set(&m, "sched.group1.lr", "0.01"));
     ck_assert_ok(nb_scheduler_restore(s, &m, "sched"));
