@@ -412,11 +412,11 @@ static _Noreturn void checkpoint_unusable(const ex_checkpoint *ck, const char *w
 }
 
 int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *path, const nb_param_list *params,
-                           nb_optimizer *opt, nb_scheduler *sched, nb_early_stopping *stopper,
+                           nb_optimizer *opt, nb_scheduler *sched, nb_early_stopping *stopper, nb_generator *gen,
                            const nb_metadata *identity)
 {
     *ck = (ex_checkpoint){.program = program, .path = path, .params = params, .opt = opt, .sched = sched,
-                          .stopper = stopper};
+                          .stopper = stopper, .gen = gen};
     if (identity) ck->identity = *identity;
     if (!path) return 0;
     /* The optimizer's state tensors exist from here on (zeros until the first step, as they would be then). */
@@ -461,6 +461,9 @@ int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *p
     if (nb_optimizer_restore(opt, &meta, "optim") != NB_OK) die(program);
     if (sched && nb_scheduler_restore(sched, &meta, "sched") != NB_OK) die(program);
     if (stopper && nb_early_stopping_resume(stopper, &meta, "early_stopping") != NB_OK) die(program);
+    /* Checkpoints written before the generator was saved lack it: their dropout masks differ from then on. */
+    if (gen && nb_metadata_get(&meta, "model_rng.generator") && nb_generator_restore(gen, &meta, "model_rng") != NB_OK)
+        die(program);
     printf("%s: resumed from %s after epoch %lld (optimizer step %lld, lr %g)\n", program, path, epochs_done,
            (long long)nb_optimizer_steps(opt), nb_optimizer_get_lr(opt));
     return (int64_t)epochs_done;
@@ -482,6 +485,7 @@ void ex_checkpoint_save(ex_checkpoint *ck, int64_t epochs_done)
         st = copies ? nb_early_stopping_state(ck->stopper, ck->params, "early_stopping", copies, &meta) : NB_ERR_NOMEM;
         nb_param_list_free(copies);
     }
+    if (st == NB_OK && ck->gen) st = nb_generator_state(ck->gen, "model_rng", &meta);
     if (st == NB_OK) st = nb_metadata_set(&meta, "epoch", text);
     if (st == NB_OK) st = nb_save_safetensors(ck->path, ck->tensors, &meta);
     if (st != NB_OK) die(ck->program);

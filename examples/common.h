@@ -94,7 +94,7 @@ void ex_dist_broadcast(const char *program, const nb_param_list *params);
 
 /* Checkpoints for resuming a training run (--checkpoint PATH): the model's parameters and buffers, the
  * optimizer's state (moments, step counts, lr), the schedule's position, early stopping's counters and best
- * weights, and the number of epochs done, in one
+ * weights, the model's generator (dropout) and the number of epochs done, in one
  * safetensors file that rank 0 rewrites after each epoch (atomically: a write that fails or is killed part-way
  * leaves the previous file). A resumed run replays the shuffles of the epochs already done (ex_skip_epochs), so it
  * takes exactly the steps the uninterrupted run would have taken. */
@@ -105,6 +105,7 @@ typedef struct ex_checkpoint {
     nb_optimizer *opt;
     nb_scheduler *sched;         /* may be NULL */
     nb_early_stopping *stopper; /* may be NULL */
+    nb_generator *gen;          /* the model's (dropout masks); may be NULL */
     nb_metadata identity; /* entries the file must match to be resumed from (e.g. the architecture) */
 } ex_checkpoint;
 /* Prepares checkpoints at path (may be NULL) and, when the file exists, resumes from it: rank 0 reads it and
@@ -112,7 +113,7 @@ typedef struct ex_checkpoint {
  * required to match on resume. Prints what happened. Returns the number of epochs already done (0 when starting
  * afresh); exits with a message when the file cannot be used. */
 int64_t ex_checkpoint_open(ex_checkpoint *ck, const char *program, const char *path, const nb_param_list *params,
-                           nb_optimizer *opt, nb_scheduler *sched, nb_early_stopping *stopper,
+                           nb_optimizer *opt, nb_scheduler *sched, nb_early_stopping *stopper, nb_generator *gen,
                            const nb_metadata *identity);
 /* Rank 0 writes the checkpoint after `epochs_done` epochs (call it on every rank). */
 void ex_checkpoint_save(ex_checkpoint *ck, int64_t epochs_done);

@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     if (nb_metadata_set(&identity, "model", "mnist_cnn") != NB_OK || nb_metadata_set(&identity, "dataset", dataset))
         fail();
     ex_checkpoint ck;
-    int64_t done = ex_checkpoint_open(&ck, "mnist_cnn", checkpoint, params, opt, schedule, NULL, &identity);
+    int64_t done = ex_checkpoint_open(&ck, "mnist_cnn", checkpoint, params, opt, schedule, NULL, &gen, &identity);
 
     /* Every rank draws the same shuffles (same seed) and takes its own part of each. */
     nb_batch_iter *it = nb_dist_batch_iter_new(set.train_x, set.train_y, batch, true, false, (uint64_t)seed + 1);

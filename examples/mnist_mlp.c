@@ -227,7 +227,7 @@ int main(int argc, char **argv)
     nb_metadata identity = {0};
     if (nb_metadata_set(&identity, "arch", arch) != NB_OK) fail();
     ex_checkpoint ck;
-    int64_t done = ex_checkpoint_open(&ck, "mnist_mlp", checkpoint, params, opt, NULL, stopper, &identity);
+    int64_t done = ex_checkpoint_open(&ck, "mnist_mlp", checkpoint, params, opt, NULL, stopper, &gen, &identity);
 
     /* Every rank draws the same shuffles (same seed) and takes its own part of each. */
     nb_batch_iter *it = nb_dist_batch_iter_new(train_x, train_y, batch, true, false, (uint64_t)seed + 1);

@@ -35,7 +35,24 @@ nb_early_stopping *nb_early_stopping_new(int64_t patience, double min_delta, boo
     return es;
 }
 
-/* Copies the list's tensors into the kept copies (made at the first best; the list must keep its layout). */
+/* NB_OK when the kept copy k and t have the same shape and dtype (nb_copy_ would broadcast or convert), else an
+ * error naming fn and the entry; also when either was freed. */
+static nb_status same_layout(const nb_named_tensor *k, const nb_tensor *t, const char *fn)
+{
+    nbi_tensor *dst = nbi_resolve(t, fn, k->name), *src = nbi_resolve(k->tensor, fn, "a kept copy");
+    if (!dst || !src) return nb_last_status();
+    if (dst->ndim != src->ndim || memcmp(dst->shape, src->shape, (size_t)dst->ndim * sizeof *dst->shape) != 0 ||
+        dst->dtype != src->dtype) {
+        char a[NBI_SHAPE_STR], b[NBI_SHAPE_STR];
+        return nbi_fail(NB_ERR_SHAPE, "%s: \"%s\" is %s %s, the kept weights %s %s", fn, k->name,
+                        nbi_shape_fmt(a, dst->ndim, dst->shape), nb_dtype_name(dst->dtype),
+                        nbi_shape_fmt(b, src->ndim, src->shape), nb_dtype_name(src->dtype));
+    }
+    return NB_OK;
+}
+
+/* Copies the list's tensors into the kept copies (made at the first best; the list must keep its layout). All
+ * entries are checked before any is copied, so a failure leaves the kept weights those of the last best. */
 static nb_status snapshot(nb_early_stopping *es, const nb_param_list *params, const char *fn)
 {
     for (int i = 0; i < params->count; i++)
@@ -67,10 +84,12 @@ static nb_status snapshot(nb_early_stopping *es, const nb_param_list *params, co
         if (strcmp(es->kept[i].name, params->items[i].name) != 0)
             return nbi_fail(NB_ERR_ARG, "%s: entry %d is \"%s\", but was \"%s\" when the first best weights were kept",
                             fn, i, params->items[i].name, es->kept[i].name);
-        nb_status st = nb_copy_(es->kept[i].tensor, params->items[i].tensor);
+        nb_status st = same_layout(&es->kept[i], params->items[i].tensor, fn);
         if (st) return st;
     }
-    return NB_OK;
+    nb_status st = NB_OK;
+    for (int i = 0; i < es->n_kept && !st; i++) st = nb_copy_(es->kept[i].tensor, params->items[i].tensor);
+    return st;
 }
 
 bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_param_list *params)
@@ -133,13 +152,8 @@ nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *
         const nb_named_tensor *k = &es->kept[i];
         nb_tensor *t = nb_param_list_find(params, k->name);
         if (!t) return nbi_fail(NB_ERR_ARG, "%s: params has no entry \"%s\"", fn, k->name);
-        nbi_tensor *dst = nbi_resolve(t, fn, k->name), *src = nbi_peek(k->tensor);
-        if (!dst) return nb_last_status();
-        if (dst->ndim != src->ndim || memcmp(dst->shape, src->shape, (size_t)dst->ndim * sizeof *dst->shape) != 0) {
-            char a[NBI_SHAPE_STR], b[NBI_SHAPE_STR];
-            return nbi_fail(NB_ERR_SHAPE, "%s: \"%s\" has shape %s, the kept weights %s", fn, k->name,
-                            nbi_shape_fmt(a, dst->ndim, dst->shape), nbi_shape_fmt(b, src->ndim, src->shape));
-        }
+        nb_status st = same_layout(k, t, fn);
+        if (st) return st;
     }
     nb_status st = NB_OK;
     for (int i = 0; i < es->n_kept && !st; i++)
@@ -163,6 +177,8 @@ static nb_status write_metadata(const nb_early_stopping *es, const char *prefix,
     if (!st) st = nbi_meta_set_double(m, prefix, "best", es->best, fn);
     if (!st) st = nbi_meta_set_int(m, prefix, "bad_epochs", es->bad_epochs, fn);
     if (!st) st = nbi_meta_set_int(m, prefix, "stopped", es->stopped, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "maximize", es->maximize, fn);
+    if (!st) st = nbi_meta_set_int(m, prefix, "keep_best", es->keep_best, fn);
     return st;
 }
 
@@ -204,17 +220,24 @@ nb_status nb_early_stopping_resume(nb_early_stopping *es, const nb_metadata *met
 {
     const char *fn = "nb_early_stopping_resume";
     if (!es || !metadata) return nbi_fail(NB_ERR_NULL, "%s: %s is NULL", fn, !es ? "early stopping" : "metadata");
-    int64_t epoch, best_epoch, bad, stopped;
+    int64_t epoch, best_epoch, bad, stopped, maximize, keep_best;
     double best;
     nb_status st = nbi_meta_get_int(metadata, prefix, "epoch", &epoch, fn);
     if (!st) st = nbi_meta_get_int(metadata, prefix, "best_epoch", &best_epoch, fn);
     if (!st) st = nbi_meta_get_double(metadata, prefix, "best", &best, fn);
     if (!st) st = nbi_meta_get_int(metadata, prefix, "bad_epochs", &bad, fn);
     if (!st) st = nbi_meta_get_int(metadata, prefix, "stopped", &stopped, fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "maximize", &maximize, fn);
+    if (!st) st = nbi_meta_get_int(metadata, prefix, "keep_best", &keep_best, fn);
     if (st) return st;
-    /* a NaN metric is never a best */
-    if (epoch < 0 || best_epoch < -1 || best_epoch >= epoch || bad < 0 || bad > epoch || (stopped != 0 && stopped != 1) ||
-        isnan(best))
+    /* The best would be read the other way round, or restored from copies that never held it. */
+    if (maximize != es->maximize || keep_best != es->keep_best)
+        return nbi_fail(NB_ERR_FORMAT, "%s: the checkpoint's early stopping has maximize %lld and keep_best %lld, this "
+                        "one %d and %d", fn, (long long)maximize, (long long)keep_best, es->maximize, es->keep_best);
+    /* A NaN metric is never a best; epochs without a better metric came after the best; epoch counts calls. */
+    int64_t since_best = best_epoch >= 0 ? epoch - best_epoch - 1 : epoch;
+    if (epoch < 0 || epoch > (INT64_C(1) << 53) || best_epoch < -1 || best_epoch >= epoch || bad < 0 ||
+        bad > since_best || (stopped != 0 && stopped != 1) || isnan(best))
         return nbi_fail(NB_ERR_FORMAT, "%s: metadata holds epoch %lld, best_epoch %lld, best %g, bad_epochs %lld, "
                         "stopped %lld, which do not fit together", fn, (long long)epoch, (long long)best_epoch, best,
                         (long long)bad, (long long)stopped);

@@ -238,8 +238,8 @@ typedef struct nb_early_stopping nb_early_stopping;
  * update calls from 0. */
 NB_API nb_early_stopping *nb_early_stopping_new(int64_t patience, double min_delta, bool maximize, bool keep_best);
 /* Records this epoch's metric; returns true when training should stop (at once for a NaN metric). params may be
- * NULL without keep_best; with it, the list must keep its entries (names, order) across calls. On error (returns
- * false) nothing is recorded. */
+ * NULL without keep_best; with it, the list must keep its entries (names, order, shapes, dtypes) across calls. On
+ * error (returns false) nothing is recorded and the kept weights stay those of the last best. */
 NB_API bool nb_early_stopping_update(nb_early_stopping *es, double metric, const nb_param_list *params);
 NB_API double nb_early_stopping_best(const nb_early_stopping *es);
 NB_API int64_t nb_early_stopping_best_epoch(const nb_early_stopping *es);
@@ -249,8 +249,9 @@ NB_API bool nb_early_stopping_stopped(const nb_early_stopping *es);
  * no metric recorded yet). */
 NB_API nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param_list *params);
 /* Checkpoint state, as for optimizers, so that a resumed run stops when the uninterrupted one would and keeps the
- * same best weights: metadata (may be NULL) "<prefix>.epoch", ".best_epoch", ".best", ".bad_epochs" and
- * ".stopped", and with keep_best the kept copies appended to out as buffers named "<prefix>.<entry name>". Before
+ * same best weights: metadata (may be NULL) "<prefix>.epoch", ".best_epoch", ".best", ".bad_epochs", ".stopped",
+ * ".maximize" and ".keep_best", and with keep_best the kept copies appended to out as buffers named
+ * "<prefix>.<entry name>" (owned by es, freed by nb_early_stopping_free: the list only lends them). Before
  * the first best there are no copies yet: they are made from params (needed then; otherwise ignored, and NULL is
  * fine without keep_best), holding its current values until a best replaces them, so that a fresh run's list has
  * the tensors a checkpoint loads into. prefix must not be empty with keep_best (the copies would take the entries'
@@ -258,10 +259,10 @@ NB_API nb_status nb_early_stopping_restore(nb_early_stopping *es, const nb_param
 NB_API nb_status nb_early_stopping_state(nb_early_stopping *es, const nb_param_list *params, const char *prefix,
                                          nb_param_list *out, nb_metadata *metadata);
 /* Restores the counters and best metric from metadata written by nb_early_stopping_state; the kept copies were
- * loaded in place (into the tensors nb_early_stopping_state added) before this call. patience, min_delta and the
- * direction are this object's, not the checkpoint's. NB_ERR_FORMAT naming the key for a missing or inconsistent
- * entry (nothing changes); NB_ERR_STATE when the checkpoint has best weights but this object has no copies to hold
- * them (keep_best off, or nb_early_stopping_state not called). */
+ * loaded in place (into the tensors nb_early_stopping_state added) before this call. patience and min_delta are
+ * this object's, not the checkpoint's. NB_ERR_FORMAT naming the key for a missing or inconsistent entry, or a
+ * checkpoint of another direction (maximize) or keep_best (nothing changes); NB_ERR_STATE when the checkpoint has
+ * best weights but this object has no copies to hold them (nb_early_stopping_state not called). */
 NB_API nb_status nb_early_stopping_resume(nb_early_stopping *es, const nb_metadata *metadata, const char *prefix);
 NB_API void nb_early_stopping_free(nb_early_stopping *es);
 

@@ -796,7 +796,7 @@ START_TEST(early_stopping_resumes_from_checkpoint)
     ck_assert_values(saved->items[0].tensor, 0, 4, 4, 4, 4);
     ck_assert_str_eq(nb_metadata_get(&meta, "early_stopping.best_epoch"), "4");
     ck_assert_str_eq(nb_metadata_get(&meta, "early_stopping.bad_epochs"), "1");
-    ck_assert_int_eq(meta.count, 5);
+    ck_assert_int_eq(meta.count, 7);
 
     /* the resumed run: its copies exist before the load, holding the current weights, and are no best */
     nb_early_stopping *b = nb_early_stopping_new(3, 0.01, false, true);
@@ -811,6 +811,12 @@ START_TEST(early_stopping_resumes_from_checkpoint)
     ck_assert_int_eq(nb_early_stopping_resume(b, &bad, "early_stopping"), NB_ERR_FORMAT);
     ck_assert_error(NB_ERR_FORMAT, "nb_early_stopping_resume", "best_epoch 6", "do not fit together");
     ck_assert_int_eq(nb_early_stopping_best_epoch(b), -1);
+    bad = meta; /* more epochs without a better metric than epochs since the best */
+    ck_assert_ok(nb_metadata_set(&bad, "early_stopping.bad_epochs", "2"));
+    ck_assert_int_eq(nb_early_stopping_resume(b, &bad, "early_stopping"), NB_ERR_FORMAT);
+    bad = meta;
+    ck_assert_ok(nb_metadata_set(&bad, "early_stopping.epoch", "9223372036854775807"));
+    ck_assert_int_eq(nb_early_stopping_resume(b, &bad, "early_stopping"), NB_ERR_FORMAT);
     ck_assert_ok(nb_early_stopping_resume(b, &meta, "early_stopping"));
     ck_assert_int_eq(nb_early_stopping_best_epoch(b), 4);
     ck_assert(nb_early_stopping_best(b) == 0.7 && !nb_early_stopping_stopped(b));
@@ -848,8 +854,38 @@ START_TEST(early_stopping_resumes_from_checkpoint)
     ck_assert_ok(nb_early_stopping_state(d, NULL, "", out, &plain));
     ck_assert_int_eq(out->count, 0);
     ck_assert_str_eq(nb_metadata_get(&plain, "best"), "-inf");
-    ck_assert_ok(nb_early_stopping_resume(d, &meta, "early_stopping")); /* a best without copies to hold it */
-    ck_assert_int_eq(nb_early_stopping_best_epoch(d), 4);
+    /* another direction or keep_best: refused, as the best would be read the other way or never restored */
+    ck_assert_int_eq(nb_early_stopping_resume(d, &meta, "early_stopping"), NB_ERR_FORMAT);
+    ck_assert_error(NB_ERR_FORMAT, "maximize 0 and keep_best 1, this one 1 and 0");
+    ck_assert_int_eq(nb_early_stopping_best_epoch(d), -1);
+
+    /* a list whose entry changed shape: the update fails and the kept weights stay the last best's */
+    nb_tensor *v = nb_zeros(NB_SHAPE(2), NB_F64), *v3 = nb_zeros(NB_SHAPE(3), NB_F64);
+    nb_param_list *two = nb_param_list_new(), *changed = nb_param_list_new();
+    nb_param_list_add(two, "w", w, false);
+    nb_param_list_add(two, "v", v, false);
+    nb_param_list_add(changed, "w", w, false);
+    nb_param_list_add(changed, "v", v3, false);
+    nb_early_stopping *e = nb_early_stopping_new(2, 0, false, true);
+    nb_fill(w, 1);
+    ck_assert(!nb_early_stopping_update(e, 1.0, two));
+    nb_fill(w, 2);
+    ck_assert(!nb_early_stopping_update(e, 0.5, changed));
+    ck_assert_error(NB_ERR_SHAPE, "nb_early_stopping_update", "\"v\" is (3) f64, the kept weights (2) f64");
+    ck_assert_ok(nb_early_stopping_restore(e, two));
+    ck_assert_values(w, 0, 1, 1, 1, 1);
+    /* a kept copy freed by the program: an error, not a crash */
+    nb_param_list *lent = nb_param_list_new();
+    ck_assert_ok(nb_early_stopping_state(e, two, "es", lent, NULL));
+    nb_free(lent->items[0].tensor);
+    ck_assert_int_eq(nb_early_stopping_restore(e, two), NB_ERR_FREED);
+    ck_assert_error(NB_ERR_FREED, "nb_early_stopping_restore", "kept copy");
+    nb_early_stopping_free(e);
+    nb_param_list_free(lent);
+    nb_param_list_free(two);
+    nb_param_list_free(changed);
+    nb_free(v);
+    nb_free(v3);
 
     nb_early_stopping_free(a);
     nb_early_stopping_free(b);
