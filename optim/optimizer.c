@@ -437,10 +437,8 @@ nb_status nb_optimizer_state(nb_optimizer *opt, const char *prefix, nb_param_lis
  * checkpoint older than groups). */
 nb_status nbi_meta_get_groups(const nb_metadata *m, const char *prefix, int64_t *out, const char *fn)
 {
-    char key[NB_NAME_MAX];
-    snprintf(key, sizeof key, "%s%sparam_groups", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "");
     *out = 1;
-    return nb_metadata_get(m, key) ? nbi_meta_get_int(m, prefix, "param_groups", out, fn) : NB_OK;
+    return nbi_meta_has(m, prefix, "param_groups") ? nbi_meta_get_int(m, prefix, "param_groups", out, fn) : NB_OK;
 }
 
 /* Group g's size, lr and initial lr (NAN when none) from metadata with several groups: from values, the packed
@@ -457,7 +455,7 @@ static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata
         *lr = values[3 * g + 1];
         *initial = values[3 * g + 2];
     } else {
-        char field[48], key[NB_NAME_MAX];
+        char field[48];
         int64_t n;
         nbi_meta_group_field(field, sizeof field, g, "params");
         nb_status st = nbi_meta_get_int(metadata, prefix, field, &n, fn);
@@ -466,8 +464,7 @@ static nb_status read_group(const nb_optimizer *opt, const nb_metadata *metadata
         if (st) return st;
         size = (double)n;
         nbi_meta_group_field(field, sizeof field, g, "initial_lr");
-        snprintf(key, sizeof key, "%s%s%s", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "", field);
-        if (nb_metadata_get(metadata, key) && (st = nbi_meta_get_double(metadata, prefix, field, initial, fn)))
+        if (nbi_meta_has(metadata, prefix, field) && (st = nbi_meta_get_double(metadata, prefix, field, initial, fn)))
             return st;
     }
     if (size != opt->groups[g].n_params)

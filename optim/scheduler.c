@@ -539,9 +539,7 @@ nb_status nb_scheduler_restore(nb_scheduler *s, const nb_metadata *metadata, con
                           (long long)epoch, (long long)s->period);
     }
     /* The lr is optional: checkpoints written before schedules chained lack it. */
-    char key[NB_NAME_MAX];
-    snprintf(key, sizeof key, "%s%slr", prefix && *prefix ? prefix : "", prefix && *prefix ? "." : "");
-    if (!st && nb_metadata_get(metadata, key)) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
+    if (!st && nbi_meta_has(metadata, prefix, "lr")) st = nbi_meta_get_double(metadata, prefix, "lr", &lr, fn);
     double *groups = NULL;
     if (!st && opt->n_groups > 1) {
         groups = malloc(2 * (size_t)opt->n_groups * sizeof *groups);
